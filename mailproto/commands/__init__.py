@@ -1,0 +1,1 @@
+"""One module per ``mailproto`` sub-command, each with ``add_parser(subparsers)`` and ``run``."""

@@ -1,0 +1,1 @@
+"""Transports: the only place sockets, ssl, threads and asyncio appear."""

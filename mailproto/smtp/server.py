@@ -1,0 +1,709 @@
+"""The SMTP server's protocol core, free of I/O (RFC 5321, with RFC 1870, 2920, 3207, 3463, 4954,
+6152, 6531).
+
+:class:`ServerSession` takes the bytes a client sent and returns the bytes to send back.  It never
+touches a socket, a thread or asyncio; the clock, the host name and the mail store are given to it.
+A transport (``mailproto.net``) or the in-memory pair drives it::
+
+    session = ServerSession(config, store, peer_ip="127.0.0.1")
+    send(session.initiate())                 # 220 greeting
+    send(session.receive(bytes_from_client)) # replies, in order, one per command
+    if session.tls_requested: start TLS, then session.tls_started()
+    if session.closed: close the connection
+
+Every transition goes through :data:`mailproto.smtp.states.TABLE`; ordinary failures are replies.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.utils import format_datetime
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from .. import auth
+from ..store import Users
+from ..transcript import CLIENT, SERVER, StepSink
+from . import replies as R
+from .states import AUTH_DONE, END_OF_DATA, TABLE, TIMEOUT, State
+from .wire import MAX_AUTH_LINE, MAX_COMMAND_LINE, Command, PathError, Reply, parse_command, \
+    parse_path, split_address
+
+
+class Spool(Protocol):
+    """Where a message goes while it arrives (see ``store.SpoolFile``)."""
+
+    size: int
+
+    def write(self, data: bytes) -> None: ...
+    def commit(self, users: list[str], outbox_envelope: tuple[str, list[str]] | None = None
+               ) -> Any: ...
+    def abort(self) -> None: ...
+
+
+class MailStore(Protocol):
+    users: Users
+
+    def open_spool(self) -> Spool: ...
+
+
+@dataclass
+class ServerConfig:
+    """Policy and limits.  Defaults follow Postfix where the RFCs leave a choice."""
+
+    hostname: str = "mail.test"
+    domains: tuple[str, ...] = ("local.test",)
+    max_message_size: int = 10_240_000  # Postfix message_size_limit
+    max_recipients: int = 100  # RFC 5321 §4.5.3.1.8: at least 100
+    enable_vrfy: bool = False  # VRFY and EXPN (RFC 5321 §7.3)
+    starttls: bool = False  # the transport can do TLS
+    #: Offer PLAIN/LOGIN (and USER/PASS) before TLS.  The transport sets it for loopback.
+    allow_plaintext_auth: bool = True
+    #: No AUTH at all before TLS (538 Encryption required), RFC 4954 §4.
+    require_tls_for_auth: bool = False
+    hard_error_limit: int = 20  # Postfix smtpd_hard_error_limit
+    max_auth_failures: int = 3
+    auth_failure_delay: float = 1.0  # seconds; the transport waits this long before the 535
+    software: str = "mailproto"
+
+    def is_local_domain(self, domain: str) -> bool:
+        return domain == "" or domain in self.domains or domain == self.hostname.lower()
+
+
+@dataclass
+class Envelope:
+    """The current mail transaction (RFC 5321 §3.3)."""
+
+    sender: str | None = None
+    smtputf8: bool = False
+    local_users: list[str] = field(default_factory=list)
+    remote: list[str] = field(default_factory=list)
+    recipients: list[str] = field(default_factory=list)  # as given, for Received: and traces
+    rcpt_attempts: int = 0
+
+
+_ESMTP_PARAMS = {"SIZE", "BODY", "SMTPUTF8", "AUTH"}
+_HELP = {
+    "HELO": "HELO <hostname>: identify yourself (RFC 5321 4.1.1.1)",
+    "EHLO": "EHLO <hostname>: identify yourself and ask for extensions (RFC 5321 4.1.1.1)",
+    "MAIL": "MAIL FROM:<sender> [SIZE=n] [BODY=8BITMIME] [SMTPUTF8] (RFC 5321 4.1.1.2)",
+    "RCPT": "RCPT TO:<recipient>, once per recipient (RFC 5321 4.1.1.3)",
+    "DATA": "DATA, then the message, ended by a line with a single dot (RFC 5321 4.1.1.4)",
+    "RSET": "RSET: abort the current transaction (RFC 5321 4.1.1.5)",
+    "VRFY": "VRFY <user>: verify a mailbox, usually disabled (RFC 5321 4.1.1.6, 7.3)",
+    "EXPN": "EXPN <list>: expand a mailing list, usually disabled (RFC 5321 4.1.1.7, 7.3)",
+    "HELP": "HELP [command]: this text (RFC 5321 4.1.1.8)",
+    "NOOP": "NOOP: do nothing, answer 250 (RFC 5321 4.1.1.9)",
+    "QUIT": "QUIT: close the session (RFC 5321 4.1.1.10)",
+    "AUTH": "AUTH <mechanism> [initial-response]: authenticate (RFC 4954)",
+    "STARTTLS": "STARTTLS: switch to TLS (RFC 3207)",
+}
+
+
+class ServerSession:
+    """One SMTP session, sans-I/O.  See the module docstring for the driving loop."""
+
+    def __init__(self, config: ServerConfig, store: MailStore, peer_ip: str = "127.0.0.1",
+                 clock: Callable[[], float] = time.time, on_step: StepSink | None = None,
+                 tls: bool = False, token: Callable[[], str] | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.peer_ip = peer_ip
+        self.clock = clock
+        self.on_step = on_step
+        self.tls = tls
+        self._token = token or (lambda: f"<{int(self.clock() * 1000)}@{config.hostname}>")
+        self.state = State.CONNECTED
+        self.helo: str | None = None
+        self.esmtp = False
+        self.user: str | None = None  # authenticated as
+        self.envelope = Envelope()
+        self.closed = False
+        self.tls_requested = False
+        #: Seconds the transport should wait before sending what ``receive`` returned last.
+        self.delay = 0.0
+        self.errors = 0
+        self.auth_failures = 0
+        self.messages = 0
+        self._buf = bytearray()
+        self._out: list[bytes] = []
+        self._discarding = False  # inside an overlong line
+        self._sasl: auth.SASLExchange | None = None
+        self._auth_before = State.GREETED
+        # DATA reading
+        self._spool: Spool | None = None
+        self._data_size = 0
+        self._data_failed: Reply | None = None
+        self._line_start = True
+        self._after_crlf = True
+        self._data_trace: bytearray | None = None
+        self._queue_id = ""
+
+    # -- driving ---------------------------------------------------------------------------
+    def initiate(self) -> bytes:
+        """The 220 greeting (RFC 5321 §4.3.1)."""
+        reply = Reply.of(220, f"{self.config.hostname} ESMTP {self.config.software}")
+        self._send(reply, "greeting", self.state)
+        return self._flush()
+
+    def receive(self, data: bytes) -> bytes:
+        """Feed bytes from the client; return the replies to send (possibly b"")."""
+        self.delay = 0.0
+        if self.closed or self.tls_requested:
+            return b""
+        self._buf += data
+        while self._buf and not self.closed and not self.tls_requested:
+            if self.state is State.DATA:
+                if not self._read_data():
+                    break
+            elif not self._read_line():
+                break
+        if self.closed or self.tls_requested:
+            # RFC 3207 §4.2 / CVE-2011-0411: bytes pipelined after STARTTLS are discarded.
+            self._buf.clear()
+        return self._flush()
+
+    def tls_started(self) -> None:
+        """The transport finished the TLS handshake: start over (RFC 3207 §4.2)."""
+        self.tls_requested = False
+        self.tls = True
+        self.state = State.CONNECTED
+        self.helo = None
+        self.esmtp = False
+        self.user = None
+        self.envelope = Envelope()
+        self._event("TLS started", "tls")
+
+    def timeout(self) -> bytes:
+        """The idle timer fired: 421 and close (RFC 5321 §4.5.3.2)."""
+        if self.closed:
+            return b""
+        before = self.state
+        self._abort_data()
+        self.state = TABLE.next(before, TIMEOUT) or State.CLOSED
+        self._send(Reply.of(421, f"4.4.2 {self.config.hostname} Error: timeout exceeded"),
+                   "reply", before)
+        self.closed = True
+        return self._flush()
+
+    def shutdown(self) -> bytes:
+        """The server is stopping: 421 (RFC 5321 §3.8)."""
+        if self.closed:
+            return b""
+        before = self.state
+        self._abort_data()
+        self.state = State.CLOSED
+        self._send(Reply.of(421, f"4.3.2 {self.config.hostname} Service shutting down"),
+                   "reply", before)
+        self.closed = True
+        return self._flush()
+
+    def connection_lost(self) -> None:
+        """The client went away: nothing half-received is ever delivered."""
+        self._abort_data()
+        if not self.closed:
+            self._event("connection lost", "closed")
+        self.closed = True
+        self.state = State.CLOSED
+
+    # -- output ----------------------------------------------------------------------------
+    def _flush(self) -> bytes:
+        out = b"".join(self._out)
+        self._out.clear()
+        return out
+
+    def _send(self, reply: Reply, kind: str, before: State) -> None:
+        raw = reply.to_bytes()
+        self._out.append(raw)
+        if reply.code >= 400:
+            self.errors += 1
+        if self.on_step:
+            self.on_step(SERVER, kind, raw, {"code": reply.code, "lines": list(reply.lines)},
+                         before.name, self.state.name)
+
+    def _event(self, text: str, kind: str) -> None:
+        if self.on_step:
+            self.on_step("*", "event", text.encode(), {"event": kind}, self.state.name,
+                         self.state.name)
+
+    # -- command lines ---------------------------------------------------------------------
+    def _read_line(self) -> bool:
+        buf = self._buf
+        nl = buf.find(b"\n")
+        limit = MAX_AUTH_LINE if self.state is State.AUTH or buf[:5].upper() == b"AUTH " \
+            else MAX_COMMAND_LINE
+        if self._discarding:
+            if nl < 0:
+                buf.clear()
+                return False
+            del buf[: nl + 1]
+            self._discarding = False
+            self._line_too_long()
+            return True
+        if nl < 0:
+            if len(buf) > limit:
+                buf.clear()
+                self._discarding = True
+            return False
+        if nl + 1 > limit:
+            del buf[: nl + 1]
+            self._line_too_long()
+            return True
+        raw = bytes(buf[: nl + 1])
+        del buf[: nl + 1]
+        # A bare LF ends a command line too, as in Postfix: students type with netcat.
+        line = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
+        if self.state is State.AUTH:
+            self._auth_response(line, raw)
+        else:
+            self._command(parse_command(line), raw)
+        return True
+
+    def _line_too_long(self) -> None:
+        self._trace_client(b"<overlong line discarded>", {"error": "line too long"}, self.state)
+        self._reply(R.LINE_TOO_LONG, self.state)
+
+    def _trace_client(self, raw: bytes, parsed: dict[str, Any], before: State) -> None:
+        if self.on_step:
+            kind = "auth" if before is State.AUTH else "command"
+            self.on_step(CLIENT, kind, raw, parsed, before.name, before.name)
+
+    def _reply(self, reply: Reply, before: State) -> None:
+        self._send(reply, "reply", before)
+        if self.errors >= self.config.hard_error_limit and not self.closed and reply.code >= 400:
+            self._send(Reply.of(421, f"4.7.0 {self.config.hostname} Error: too many errors"),
+                       "reply", self.state)
+            self._abort_data()
+            self.state = State.CLOSED
+            self.closed = True
+
+    def _command(self, cmd: Command, raw: bytes) -> None:
+        before = self.state
+        self._trace_client(raw, {"verb": cmd.verb, "arg": cmd.arg}, before)
+        handler = getattr(self, "_do_" + cmd.verb, None) if cmd.verb.isalpha() else None
+        if handler is None:
+            self._reply(R.UNRECOGNIZED if cmd.verb else R.EMPTY_LINE, before)
+            return
+        if not TABLE.allows(before, cmd.verb):
+            if cmd.verb == "DATA" and before is State.MAIL and self.envelope.rcpt_attempts:
+                self._reply(R.NO_VALID_RECIPIENTS, before)  # RFC 5321 §3.3, as Postfix says
+            else:
+                self._reply(R.bad_sequence(cmd.verb, before), before)
+            return
+        handler(cmd, before)
+
+    def _go(self, event: str) -> None:
+        """Take the table's transition for ``event``, which the caller made succeed."""
+        target = TABLE.next(self.state, event)
+        assert target is not None, (self.state, event)
+        self.state = target
+
+    # -- the commands ----------------------------------------------------------------------
+    def _do_HELO(self, cmd: Command, before: State) -> None:
+        self._greet(cmd, before, esmtp=False)
+
+    def _do_EHLO(self, cmd: Command, before: State) -> None:
+        self._greet(cmd, before, esmtp=True)
+
+    def _greet(self, cmd: Command, before: State, esmtp: bool) -> None:
+        if not cmd.arg or " " in cmd.arg or any(ord(c) < 33 for c in cmd.arg):
+            self._reply(Reply.of(501, f"5.5.4 Syntax: {cmd.verb} hostname"), before)
+            return
+        self.helo, self.esmtp = cmd.arg, esmtp
+        self.envelope = Envelope()
+        self._go(cmd.verb)
+        host = self.config.hostname
+        if not esmtp:
+            self._reply(Reply.of(250, host), before)
+            return
+        lines = [f"{host} Hello {cmd.arg} [{self.peer_ip}]", "PIPELINING",
+                 f"SIZE {self.config.max_message_size}"]
+        if self.config.enable_vrfy:
+            lines.append("VRFY")
+        lines += ["8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8"]
+        mechs = self._mechanisms()
+        if mechs and self.user is None:
+            lines.append("AUTH " + " ".join(mechs))
+        if self.config.starttls and not self.tls:
+            lines.append("STARTTLS")
+        lines.append("HELP")
+        self._reply(Reply(250, tuple(lines)), before)
+
+    def _mechanisms(self) -> list[str]:
+        """What AUTH offers now (RFC 4954 §4, RFC 3207 §7 on plaintext before TLS)."""
+        if self.config.require_tls_for_auth and not self.tls:
+            return []
+        if self.tls or self.config.allow_plaintext_auth:
+            return list(auth.MECHANISMS)
+        return [m for m in auth.MECHANISMS if m not in auth.PLAINTEXT_MECHANISMS]
+
+    def _do_MAIL(self, cmd: Command, before: State) -> None:
+        try:
+            path = parse_path(cmd.arg, "FROM")
+        except PathError as exc:
+            self._reply(R.path_error(str(exc), "MAIL FROM", sender=True), before)
+            return
+        params = path.params
+        bad = [k for k in params if k not in _ESMTP_PARAMS] if self.esmtp else list(params)
+        if bad:
+            self._reply(Reply.of(555, f"5.5.4 Unsupported option: {bad[0]}"), before)
+            return
+        body = (params.get("BODY") or "7BIT").upper() if "BODY" in params else "7BIT"
+        if body not in ("7BIT", "8BITMIME"):
+            self._reply(Reply.of(501, "5.5.4 Bad BODY parameter (7BIT or 8BITMIME)"), before)
+            return
+        smtputf8 = "SMTPUTF8" in params
+        if not path.address.isascii() and not smtputf8:
+            self._reply(Reply.of(553, "5.6.7 Non-ASCII address needs the SMTPUTF8 parameter"),
+                        before)
+            return
+        if "SIZE" in params:
+            size = params["SIZE"] or ""
+            if not size.isdigit() or len(size) > 20:
+                self._reply(Reply.of(501, "5.5.4 Bad SIZE parameter"), before)
+                return
+            if int(size) > self.config.max_message_size:
+                self._reply(R.MESSAGE_TOO_BIG_DECLARED, before)
+                return
+        self.envelope = Envelope(sender=path.address, smtputf8=smtputf8)
+        self._go("MAIL")
+        self._reply(R.MAIL_OK, before)
+
+    def _do_RCPT(self, cmd: Command, before: State) -> None:
+        env = self.envelope
+        try:
+            path = parse_path(cmd.arg, "TO")
+        except PathError as exc:
+            self._reply(R.path_error(str(exc), "RCPT TO", sender=False), before)
+            return
+        env.rcpt_attempts += 1
+        if path.params:
+            self._reply(Reply.of(555, f"5.5.4 Unsupported option: {next(iter(path.params))}"),
+                        before)
+            return
+        address = path.address
+        if not address:
+            self._reply(Reply.of(501, "5.1.3 Bad recipient address syntax"), before)
+            return
+        if not address.isascii() and not env.smtputf8:
+            self._reply(Reply.of(553, "5.6.7 Non-ASCII address needs SMTPUTF8 in MAIL"), before)
+            return
+        if len(env.recipients) >= self.config.max_recipients:
+            self._reply(R.TOO_MANY_RECIPIENTS, before)
+            return
+        local, domain = split_address(address)
+        if self.config.is_local_domain(domain) or (local.lower() == "postmaster" and not domain):
+            targets = self._local_targets(local)
+            if targets is None:
+                self._reply(R.user_unknown(address), before)
+                return
+            for target in targets:
+                (env.local_users if "@" not in target else env.remote).append(target)
+        elif self.user is not None:
+            env.remote.append(address)
+        else:
+            self._reply(R.relay_denied(address), before)
+            return
+        env.recipients.append(address)
+        self._go("RCPT")
+        self._reply(R.RCPT_OK, before)
+
+    def _local_targets(self, local: str) -> list[str] | None:
+        """Mailboxes (user names) or remote addresses that mail to ``local`` reaches."""
+        users: Users = self.store.users
+        canon = users.canonical(local)
+        if canon is not None:
+            return [canon]
+        if users.is_list(local):
+            out = []
+            for member in users.expand(local):
+                m_local, m_domain = split_address(member)
+                if self.config.is_local_domain(m_domain):
+                    canon = users.canonical(m_local)
+                    if canon is not None:
+                        out.append(canon)
+                else:
+                    out.append(member)
+            return out
+        if local.lower() == "postmaster":  # RFC 5321 §4.5.1: always accepted
+            return ["postmaster"]
+        return None
+
+    def _do_DATA(self, cmd: Command, before: State) -> None:
+        if cmd.arg:
+            self._reply(Reply.of(501, "5.5.4 Syntax: DATA"), before)
+            return
+        try:
+            self._spool = self.store.open_spool()
+        except OSError:
+            self._reply(Reply.of(451, "4.3.0 Error: queue file write error"), before)
+            return
+        self._queue_id = f"{int(self.clock() * 1000):X}{self.messages:02X}"
+        self._data_size = 0
+        self._data_failed = None
+        self._line_start = self._after_crlf = True
+        self._data_trace = bytearray() if self.on_step else None
+        self._go("DATA")
+        self._reply(R.START_DATA, before)
+        self._write_data(self._trace_headers())
+
+    def _trace_headers(self) -> bytes:
+        """``Return-Path:`` and ``Received:`` (RFC 5321 §4.4), LF-ended as stored."""
+        env = self.envelope
+        proto = ("UTF8SMTP" if env.smtputf8 else "ESMTP") if self.esmtp else "SMTP"
+        if self.esmtp and self.tls:
+            proto += "S"
+        if self.esmtp and self.user is not None:
+            proto += "A"
+        date = format_datetime(datetime.fromtimestamp(self.clock(), timezone.utc))
+        helo = self.helo or "unknown"
+        received = (f"Received: from {helo} ([{self.peer_ip}])\n"
+                    f"\tby {self.config.hostname} ({self.config.software}) with {proto}"
+                    f" id {self._queue_id}\n")
+        if len(env.recipients) == 1:
+            received += f"\tfor <{env.recipients[0]}>; {date}\n"
+        else:
+            received += f"\t; {date}\n"
+        return f"Return-Path: <{env.sender}>\n{received}".encode()
+
+    def _do_RSET(self, cmd: Command, before: State) -> None:
+        if cmd.arg:
+            self._reply(Reply.of(501, "5.5.4 Syntax: RSET"), before)
+            return
+        self.envelope = Envelope()
+        self._go("RSET")
+        self._reply(R.OK, before)
+
+    def _do_NOOP(self, cmd: Command, before: State) -> None:
+        self._go("NOOP")  # RFC 5321 §4.1.1.9: a parameter is allowed and ignored
+        self._reply(R.OK, before)
+
+    def _do_QUIT(self, cmd: Command, before: State) -> None:
+        self._go("QUIT")
+        self.closed = True
+        self._reply(R.BYE, before)
+
+    def _do_HELP(self, cmd: Command, before: State) -> None:
+        self._go("HELP")
+        topic = cmd.arg.upper()
+        if topic:
+            text = _HELP.get(topic)
+            if text is None:
+                self._reply(Reply.of(504, f"5.5.1 HELP topic unknown: {topic[:40]}"), before)
+            else:
+                self._reply(Reply.of(214, f"2.0.0 {text}"), before)
+            return
+        lines = ("2.0.0 This is mailproto, a teaching mail server. Commands:",
+                 "2.0.0 " + " ".join(_HELP), "2.0.0 HELP <command> explains one. End of HELP")
+        self._reply(Reply(214, lines), before)
+
+    def _do_VRFY(self, cmd: Command, before: State) -> None:
+        self._go("VRFY")
+        if not cmd.arg:
+            self._reply(Reply.of(501, "5.5.4 Syntax: VRFY address"), before)
+            return
+        if not self.config.enable_vrfy:
+            self._reply(R.CANNOT_VRFY, before)
+            return
+        local, domain = self._mailbox_arg(cmd.arg)
+        users = self.store.users
+        if domain and not self.config.is_local_domain(domain):
+            self._reply(R.CANNOT_VRFY, before)
+        elif users.canonical(local):
+            self._reply(Reply.of(250, f"2.1.5 <{users.canonical(local)}@{self._domain}>"), before)
+        elif users.is_list(local):
+            self._reply(Reply.of(550, "5.1.1 That is a mailing list, not a user (try EXPN)"),
+                        before)
+        else:
+            self._reply(Reply.of(550, f"5.1.1 <{cmd.arg[:100]}>: User unknown"), before)
+
+    def _do_EXPN(self, cmd: Command, before: State) -> None:
+        self._go("EXPN")
+        if not cmd.arg:
+            self._reply(Reply.of(501, "5.5.4 Syntax: EXPN list"), before)
+            return
+        if not self.config.enable_vrfy:
+            self._reply(Reply.of(502, "5.5.1 EXPN command is disabled"), before)
+            return
+        local, _ = self._mailbox_arg(cmd.arg)
+        users = self.store.users
+        if users.is_list(local):
+            members = [m if "@" in m else f"{m}@{self._domain}" for m in users.expand(local)]
+            lines = tuple(f"2.1.5 <{m}>" for m in members) or ("2.1.5 (the list is empty)",)
+            self._reply(Reply(250, lines), before)
+        elif users.canonical(local):
+            self._reply(Reply.of(550, "5.1.1 That is a user name, not a mailing list"), before)
+        else:
+            self._reply(Reply.of(550, f"5.1.1 <{cmd.arg[:100]}>: No such list"), before)
+
+    @property
+    def _domain(self) -> str:
+        return self.config.domains[0] if self.config.domains else self.config.hostname
+
+    @staticmethod
+    def _mailbox_arg(arg: str) -> tuple[str, str]:
+        text = arg.strip()
+        if "<" in text and text.endswith(">"):
+            text = text[text.rindex("<") + 1 : -1]
+        return split_address(text)
+
+    # -- AUTH (RFC 4954) -------------------------------------------------------------------
+    def _do_AUTH(self, cmd: Command, before: State) -> None:
+        if not self.esmtp:
+            self._reply(Reply.of(503, "5.5.1 Error: send EHLO first"), before)
+            return
+        if self.user is not None:
+            self._reply(Reply.of(503, "5.5.1 Error: already authenticated"), before)
+            return
+        mech, _, initial = cmd.arg.partition(" ")
+        mech = mech.upper()
+        if not mech:
+            self._reply(Reply.of(501, "5.5.4 Syntax: AUTH mechanism [initial-response]"), before)
+            return
+        if mech not in auth.MECHANISMS:
+            self._reply(Reply.of(504, "5.5.4 Unrecognized authentication type"), before)
+            return
+        if mech not in self._mechanisms():
+            self._reply(Reply.of(538, "5.7.11 Encryption required for requested authentication "
+                                 "mechanism"), before)
+            return
+        self._sasl = auth.SASLExchange(mech, self.store.users.secret, self._token())
+        self._go("AUTH")
+        self._auth_result(self._sasl.start(initial.strip() or None), before)
+
+    def _auth_response(self, line: bytes, raw: bytes) -> None:
+        before = self.state
+        self._trace_client(raw, {"sasl": line.decode("ascii", "replace")}, before)
+        assert self._sasl is not None
+        self._auth_result(self._sasl.respond(line.decode("ascii", "replace")), before)
+
+    def _auth_result(self, result: auth.Result, before: State) -> None:
+        if isinstance(result, auth.Challenge):
+            self._reply(Reply.of(334, auth.b64encode(result.data)), before)
+            return
+        self._sasl = None
+        self._go(AUTH_DONE)
+        if isinstance(result, auth.Success):
+            self.user = result.user
+            self._reply(Reply.of(235, "2.7.0 Authentication successful"), before)
+            return
+        if result.cancelled:
+            self._reply(Reply.of(501, "5.7.0 Authentication aborted"), before)
+            return
+        if result.malformed:
+            self._reply(Reply.of(501, f"5.5.2 {result.reason}"), before)
+            return
+        self.auth_failures += 1
+        self.delay = self.config.auth_failure_delay
+        self._reply(Reply.of(535, "5.7.8 Error: authentication failed"), before)
+        if self.auth_failures >= self.config.max_auth_failures and not self.closed:
+            self._send(Reply.of(421, f"4.7.0 {self.config.hostname} Error: too many failed "
+                                "authentication attempts"), "reply", self.state)
+            self.state = State.CLOSED
+            self.closed = True
+
+    # -- STARTTLS (RFC 3207) ---------------------------------------------------------------
+    def _do_STARTTLS(self, cmd: Command, before: State) -> None:
+        if cmd.arg:
+            self._reply(Reply.of(501, "5.5.4 Syntax: STARTTLS"), before)
+        elif self.tls:
+            self._reply(Reply.of(554, "5.5.1 Error: TLS already active"), before)
+        elif not self.config.starttls:
+            self._reply(Reply.of(502, "5.5.1 Error: command not implemented"), before)
+        else:
+            self._go("STARTTLS")
+            self.tls_requested = True
+            self._reply(Reply.of(220, "2.0.0 Ready to start TLS"), before)
+
+    # -- DATA content (RFC 5321 §4.1.1.4, §4.5.2) ------------------------------------------
+    def _read_data(self) -> bool:
+        """Consume message content; True when the end of data was reached.
+
+        Only CRLF "." CRLF ends the message: ``\\n.\\n``, ``\\r\\n.\\n`` and the other SMTP
+        smuggling endings are content.  A bare LF still ends a *content* line (Postfix's
+        ``smtpd_forbid_bare_newline = normalize``): it is stored as the LF it already is.
+        """
+        buf = self._buf
+        if self._line_start and self._after_crlf and buf[:3] == b".\r\n":
+            end = 0
+        else:
+            end = buf.find(b"\r\n.\r\n")
+            if end >= 0:
+                end += 2
+        if end >= 0:
+            self._content(bytes(buf[:end]))
+            del buf[: end + 3]
+            self._end_of_data()
+            return True
+        # No terminator yet: take the complete lines, keep what could start one.
+        cut = buf.rfind(b"\n") + 1
+        if cut == 0 and len(buf) > 65536:
+            cut = len(buf) - 1 if buf[-1:] == b"\r" else len(buf)  # a very long line
+        if cut:
+            self._content(bytes(buf[:cut]))
+            del buf[:cut]
+        return False
+
+    def _content(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        self._data_size += len(chunk)
+        if self._data_trace is not None and len(self._data_trace) < 65536:
+            self._data_trace += chunk[: 65536 - len(self._data_trace)]
+        if self._line_start and chunk[:1] == b".":
+            chunk = chunk[1:]  # §4.5.2: remove the stuffed dot
+        ends_line = chunk.endswith(b"\n")
+        self._after_crlf = chunk.endswith(b"\r\n") or (not chunk and self._after_crlf)
+        self._line_start = ends_line or (not chunk and self._line_start)
+        if self._data_size > self.config.max_message_size:
+            if self._data_failed is None:
+                self._data_failed = R.MESSAGE_TOO_BIG
+                self._drop_spool()
+            return
+        if self._data_failed is None:
+            self._write_data(chunk.replace(b"\n.", b"\n").replace(b"\r\n", b"\n"))
+
+    def _write_data(self, data: bytes) -> None:
+        if self._spool is None or self._data_failed is not None:
+            return
+        try:
+            self._spool.write(data)
+        except OSError:
+            self._data_failed = R.INSUFFICIENT_STORAGE
+            self._drop_spool()
+
+    def _drop_spool(self) -> None:
+        if self._spool is not None:
+            try:
+                self._spool.abort()
+            except OSError:
+                pass
+            self._spool = None
+
+    def _abort_data(self) -> None:
+        self._drop_spool()
+        self._sasl = None
+
+    def _end_of_data(self) -> None:
+        before = self.state
+        if self.on_step:
+            self.on_step(CLIENT, "data", bytes(self._data_trace or b"") + b".\r\n",
+                         {"size": self._data_size}, before.name, before.name)
+        self._data_trace = None
+        env = self.envelope
+        reply = self._data_failed
+        if reply is None and self._spool is not None:
+            try:
+                outbox = (env.sender or "", env.remote) if env.remote else None
+                self._spool.commit(env.local_users, outbox)
+                reply = Reply.of(250, f"2.0.0 Ok: queued as {self._queue_id}")
+                self.messages += 1
+            except OSError:
+                reply = R.INSUFFICIENT_STORAGE
+            self._spool = None
+        self._drop_spool()
+        self.envelope = Envelope()
+        self._go(END_OF_DATA)
+        self._reply(reply or R.INSUFFICIENT_STORAGE, before)

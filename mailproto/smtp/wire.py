@@ -1,0 +1,163 @@
+"""SMTP on the wire: replies, command lines and paths (RFC 5321 §4.1, §4.2, §4.5.3).
+
+Everything here is pure: bytes or text in, values out.  Replies are values and are formatted in
+exactly one place (:meth:`Reply.to_bytes`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+CRLF = b"\r\n"
+#: RFC 5321 §4.5.3.1.4: a command line is at most 512 octets with CRLF.  Extensions add to it
+#: (SIZE, AUTH=): we accept up to Postfix's ``line_length_limit`` before answering 500.
+MAX_COMMAND_LINE = 2048
+#: RFC 4954 §4: AUTH command lines and SASL responses may be up to 12288 octets.
+MAX_AUTH_LINE = 12288
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A reply: a three-digit code and one or more text lines (RFC 5321 §4.2)."""
+
+    code: int
+    lines: tuple[str, ...] = ("",)
+
+    @classmethod
+    def of(cls, code: int, *lines: str) -> Reply:
+        return cls(code, lines or ("",))
+
+    def to_bytes(self) -> bytes:
+        """``code-text`` for every line but the last, ``code text`` for the last (§4.2.1)."""
+        code = str(self.code)
+        last = len(self.lines) - 1
+        out = []
+        for i, line in enumerate(self.lines):
+            sep = " " if i == last else "-"
+            out.append(f"{code}{sep}{line}" if line or sep == "-" else code)
+        return ("\r\n".join(out) + "\r\n").encode("utf-8")
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    @property
+    def enhanced(self) -> str | None:
+        """The RFC 3463 enhanced status code at the start of the first line, if any."""
+        match = _ENHANCED.match(self.lines[0])
+        return match.group(0) if match else None
+
+    @property
+    def positive(self) -> bool:
+        return self.code < 400
+
+
+_ENHANCED = re.compile(r"[245]\.\d{1,3}\.\d{1,3}(?= |$)")
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command line: verb (upper-cased) and the rest, as text (RFC 5321 §4.1.1)."""
+
+    verb: str
+    arg: str
+    raw: bytes
+
+
+def parse_command(line: bytes) -> Command:
+    """Split a command line (without its line ending) into verb and argument.
+
+    Verbs are case-insensitive (§2.4).  The argument keeps its case: local parts are case-
+    sensitive.  Bytes that are not UTF-8 survive as surrogates, so a hostile byte is reported,
+    not crashed on.
+    """
+    text = line.decode("utf-8", "surrogateescape")
+    verb, _, arg = text.partition(" ")
+    return Command(verb.upper(), arg.strip(" "), line)
+
+
+@dataclass(frozen=True)
+class Path:
+    """A reverse-path or forward-path (§4.1.2) and its ESMTP parameters."""
+
+    address: str  # "" for the null reverse-path <>
+    params: dict[str, str | None]
+
+
+class PathError(ValueError):
+    """The path cannot be read; the message says why, for the reply."""
+
+
+# Local-part: dot-string or quoted-string; domain: dot-separated labels or an address literal.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]+"
+_LOCAL = rf"(?:{_ATOM}(?:\.{_ATOM})*|\"(?:[^\"\\\r\n]|\\.)*\")"
+_LABEL = r"[A-Za-z0-9\u0080-\U0010ffff](?:[A-Za-z0-9\-\u0080-\U0010ffff]*[A-Za-z0-9\u0080-\U0010ffff])?"
+_DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})*\.?|\[[^\[\]\\\s]+\])"
+_MAILBOX = re.compile(rf"{_LOCAL}(?:@{_DOMAIN})?\Z")
+_SOURCE_ROUTE = re.compile(rf"@{_DOMAIN}(?:,@{_DOMAIN})*:")
+_PARAM = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*(?:=[!-<>-~\u0080-\U0010ffff]+)?\Z")
+
+
+def parse_path(text: str, keyword: str) -> Path:
+    """Parse ``FROM:<addr> params`` or ``TO:<addr> params``.
+
+    Accepts what Postfix accepts beyond the strict grammar: a space after the colon and a missing
+    pair of angle brackets around a plain address.  Drops an RFC 5321 §4.1.2 source route.
+    """
+    head = text[: len(keyword) + 1]
+    if head.upper() != keyword + ":":
+        raise PathError("syntax")
+    rest = text[len(keyword) + 1 :].lstrip(" ")
+    if rest.startswith("<"):
+        end = _find_close(rest)
+        if end < 0:
+            raise PathError("address")
+        inner, params_text = rest[1:end], rest[end + 1 :]
+    else:
+        inner, _, params_text = rest.partition(" ")
+        if not inner:
+            raise PathError("address")
+    route = _SOURCE_ROUTE.match(inner)
+    if route:
+        inner = inner[route.end() :]
+    if inner and not _MAILBOX.match(inner):
+        raise PathError("address")
+    if any(c in inner for c in "\0\r\n") or any(0xDC80 <= ord(c) <= 0xDCFF for c in inner):
+        raise PathError("address")
+    params: dict[str, str | None] = {}
+    for word in params_text.split():
+        if not _PARAM.match(word):
+            raise PathError("parameter")
+        key, eq, value = word.partition("=")
+        params[key.upper()] = value if eq else None
+    return Path(inner, params)
+
+
+def _find_close(text: str) -> int:
+    """Index of the ``>`` closing the path, skipping over a quoted local part."""
+    quoted = False
+    i = 1
+    while i < len(text):
+        c = text[i]
+        if quoted and c == "\\":
+            i += 2
+            continue
+        if c == '"':
+            quoted = not quoted
+        elif c == ">" and not quoted:
+            return i
+        i += 1
+    return -1
+
+
+def split_address(address: str) -> tuple[str, str]:
+    """``local@domain`` → (local, domain); the domain is lower-cased, '' if there is none."""
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return address, ""
+    return local, domain.lower().rstrip(".")
+
+
+def is_ascii(text: str) -> bool:
+    return text.isascii()

@@ -1,0 +1,293 @@
+"""Users and Maildir mailboxes: the storage contract other tools rely on.
+
+* One Maildir per user at ``<data>/<user>/`` (``cur/ new/ tmp/``), as Dovecot and mutt read it.
+* Delivery streams the message into a spool file, then for each recipient links it into
+  ``<user>/tmp/`` and renames it into ``new/``: a reader never sees a half-written message, a
+  crash leaves at most a file in ``tmp/`` or the spool (cleaned at the next start).
+* Files use LF line endings, as on any Unix mail store; POP3 converts to CRLF on the wire.
+* Mail for other domains waits in ``<data>/.outbox/`` (a Maildir) with its envelope in
+  ``X-Mailproto-Envelope-*`` header lines at the top, which the relay strips.
+* Users file: one ``name:password`` per line, ``#`` comments; a line whose value starts with
+  white space is a list (``staff: alice, bob``), which EXPN expands and mail to it reaches.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import re
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError
+
+#: User names become directory names: keep them to a safe alphabet (no ``/``, NUL, leading dot).
+_USERNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]{0,63}\Z")
+OUTBOX = ".outbox"
+SPOOL = ".spool"
+
+
+def valid_username(name: str) -> bool:
+    """True for names that are safe as a directory under the data dir (no ``..``, ``/``, NUL)."""
+    return bool(_USERNAME.match(name)) and ".." not in name
+
+
+@dataclass
+class Users:
+    """The users file: passwords (plain: APOP and CRAM-MD5 need them) and lists."""
+
+    passwords: dict[str, str] = field(default_factory=dict)
+    lists: dict[str, list[str]] = field(default_factory=dict)
+    _canon: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def parse(cls, text: str, source: str = "users file") -> Users:
+        users = cls()
+        for number, raw in enumerate(text.splitlines(), 1):
+            line = raw.rstrip("\r\n")
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            name, sep, value = line.partition(":")
+            name = name.strip()
+            if not sep or not valid_username(name):
+                raise ConfigError(f"{source}:{number}: expected 'name:password', got {line!r}")
+            if value[:1].isspace():
+                members = [m.strip() for m in value.split(",") if m.strip()]
+                users.lists[name.lower()] = members
+            else:
+                users.passwords[name] = value
+            users._canon[name.lower()] = name
+        return users
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Users:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read users file {path}: {exc.strerror}") from exc
+        return cls.parse(text, str(path))
+
+    def canonical(self, name: str) -> str | None:
+        """The account name as written in the file, looked up case-insensitively."""
+        canon = self._canon.get(name.lower())
+        return canon if canon in self.passwords else None
+
+    def secret(self, name: str) -> str | None:
+        canon = self.canonical(name)
+        return self.passwords[canon] if canon else None
+
+    def is_list(self, name: str) -> bool:
+        return name.lower() in self.lists
+
+    def expand(self, name: str, _seen: frozenset[str] = frozenset()) -> list[str]:
+        """Members of a list, nested lists expanded once each (loops are cut)."""
+        out: list[str] = []
+        for member in self.lists.get(name.lower(), []):
+            local = member.partition("@")[0]
+            if self.is_list(local) and local.lower() not in _seen:
+                out.extend(self.expand(local, _seen | {name.lower()}))
+            elif member not in out:
+                out.append(member)
+        return out
+
+
+class _Unique:
+    """Maildir unique names (``<sec>.M<usec>P<pid>Q<n>.<host>``), sortable by arrival time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+        self._host = socket.gethostname().replace("/", "\\057").replace(":", "\\072")
+
+    def __call__(self) -> str:
+        with self._lock:
+            self._count += 1
+            count = self._count
+        now = time.time()
+        sec = int(now)
+        usec = int((now - sec) * 1_000_000)
+        return f"{sec}.M{usec:06d}P{os.getpid()}Q{count}.{self._host}"
+
+
+unique_name = _Unique()
+
+
+class Maildir:
+    """One Maildir folder (``cur/ new/ tmp/``)."""
+
+    def __init__(self, path: str | os.PathLike[str], create: bool = True) -> None:
+        self.path = Path(path)
+        if create:
+            for sub in ("cur", "new", "tmp"):
+                (self.path / sub).mkdir(parents=True, exist_ok=True)
+
+    def message_paths(self) -> list[Path]:
+        """Files in ``new/`` and ``cur/``, in arrival order (by unique name)."""
+        paths = []
+        for sub in ("new", "cur"):
+            try:
+                with os.scandir(self.path / sub) as it:
+                    paths.extend(Path(e.path) for e in it if not e.name.startswith("."))
+            except FileNotFoundError:
+                continue
+        return sorted(paths, key=lambda p: arrival_key(p.name))
+
+    def lock(self) -> MaildropLock | None:
+        """Take the POP3 maildrop lock (RFC 1939 §8), or None if someone holds it."""
+        return MaildropLock.acquire(self.path / ".mailproto.lock")
+
+
+def arrival_key(name: str) -> tuple[int, int, str]:
+    """Sort key for unique names: seconds, then microseconds, then the rest."""
+    base = name.partition(":")[0]
+    sec, _, rest = base.partition(".")
+    match = re.match(r"M(\d+)", rest)
+    try:
+        return (int(sec), int(match.group(1)) if match else 0, rest)
+    except ValueError:
+        return (0, 0, name)
+
+
+class MaildropLock:
+    """An exclusive ``flock`` on a lock file: released on close, and by the kernel when the
+    process dies, so a vanished client or a crash never leaves a maildrop locked."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+
+    @classmethod
+    def acquire(cls, path: Path) -> MaildropLock | None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EACCES):
+                return None
+            raise
+        return cls(fd)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.release()
+
+
+class Store:
+    """The data directory: one Maildir per user, the outbox and the spool."""
+
+    def __init__(self, root: str | os.PathLike[str], users: Users, fsync: bool = False,
+                 unique: Callable[[], str] = unique_name) -> None:
+        self.root = Path(root)
+        self.users = users
+        self.fsync = fsync
+        #: Maildir unique names; the in-memory pair gives a deterministic one.
+        self.unique = unique
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.spool = self.root / SPOOL
+        self.spool.mkdir(exist_ok=True)
+        self._clean_spool()
+
+    def _clean_spool(self) -> None:
+        """A spool file left by a crash was never acknowledged (no 250): remove it."""
+        for entry in self.spool.iterdir():
+            if entry.is_file():
+                entry.unlink(missing_ok=True)
+
+    def maildir(self, user: str) -> Maildir:
+        if not valid_username(user):
+            raise ValueError(f"unsafe user name {user!r}")
+        return Maildir(self.root / user)
+
+    def outbox(self) -> Maildir:
+        return Maildir(self.root / OUTBOX)
+
+    def open_spool(self) -> SpoolFile:
+        return SpoolFile(self, self.spool / self.unique())
+
+
+class SpoolFile:
+    """A message being received: bytes are streamed to disk, then committed to every mailbox
+    at once (links, then renames) or aborted (nothing anywhere)."""
+
+    def __init__(self, store: Store, path: Path) -> None:
+        self.store = store
+        self.path = path
+        self._file = open(path, "wb", buffering=1 << 16)  # noqa: SIM115 - closed by commit/abort
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+        self.size += len(data)
+
+    def _finish(self) -> None:
+        self._file.flush()
+        if self.store.fsync:
+            os.fsync(self._file.fileno())
+        self._file.close()
+
+    def commit(self, users: Iterable[str], outbox_envelope: tuple[str, list[str]] | None = None
+               ) -> list[Path]:
+        """Deliver into each user's ``new/`` (and the outbox); return the new paths.
+
+        On an error (ENOSPC ...) every copy already placed is removed and the error is raised, so
+        the client's 452 means "nothing was delivered" and a retry does not duplicate.
+        """
+        placed: list[Path] = []
+        try:
+            self._finish()
+            for user in dict.fromkeys(users):  # one copy per mailbox
+                box = self.store.maildir(user)
+                placed.append(self._place(box, self.path))
+            if outbox_envelope is not None:
+                placed.append(self._place_outbox(*outbox_envelope))
+        except BaseException:
+            for path in placed:
+                path.unlink(missing_ok=True)
+            raise
+        finally:
+            self.path.unlink(missing_ok=True)
+        return placed
+
+    def _place(self, box: Maildir, source: Path) -> Path:
+        name = self.store.unique()
+        tmp = box.path / "tmp" / name
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)  # another file system, or no hard links
+        new = box.path / "new" / name
+        os.rename(tmp, new)
+        return new
+
+    def _place_outbox(self, sender: str, recipients: list[str]) -> Path:
+        box = self.store.outbox()
+        name = self.store.unique()
+        tmp = box.path / "tmp" / name
+        with open(tmp, "wb") as out, open(self.path, "rb") as src:
+            out.write(f"X-Mailproto-Envelope-From: <{sender}>\n".encode())
+            for rcpt in recipients:
+                out.write(f"X-Mailproto-Envelope-To: <{rcpt}>\n".encode())
+            shutil.copyfileobj(src, out, 1 << 16)
+            out.flush()
+            if self.store.fsync:
+                os.fsync(out.fileno())
+        new = box.path / "new" / name
+        os.rename(tmp, new)
+        return new
+
+    def abort(self) -> None:
+        """Forget the message: nothing is delivered."""
+        try:
+            self._file.close()
+        finally:
+            self.path.unlink(missing_ok=True)
