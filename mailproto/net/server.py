@@ -11,12 +11,16 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..smtp.server import ServerConfig as SMTPConfig
 from ..smtp.server import ServerSession as SMTPSession
 from ..store import Store, Users
 from .asyncio_server import Listener
+
+if TYPE_CHECKING:
+    from .relay import Relay
 from .tls import self_signed, server_context
 
 
@@ -43,6 +47,12 @@ class ServeOptions:
     max_connections: int = 2000
     auth_failure_delay: float = 1.0
     fsync: bool = False
+    #: Relay (see mailproto.net.relay): static routes, a smarthost, domains relayed for anyone.
+    routes: dict[str, tuple[str, int]] = field(default_factory=dict)
+    smarthost: tuple[str, int] | None = None
+    relay_domains: list[str] = field(default_factory=list)
+    retry_base: float = 5.0
+    queue_lifetime: float = 86400.0
 
 
 def is_loopback(host: str) -> bool:
@@ -66,6 +76,8 @@ class MailServer:
         self.servers: list[asyncio.base_events.Server] = []
         self.addresses: dict[str, tuple[str, int]] = {}
         self._stopped: asyncio.Event | None = None
+        self.relay: Relay | None = None
+        self._relay_task: asyncio.Task[None] | None = None
 
     # -- set-up ----------------------------------------------------------------------------
     def _open_store(self) -> Store:
@@ -117,6 +129,7 @@ class MailServer:
                           max_message_size=opts.max_message_size, enable_vrfy=opts.enable_vrfy,
                           starttls=tls_available, allow_plaintext_auth=self.plaintext_auth_allowed,
                           require_tls_for_auth=opts.require_tls_for_auth,
+                          relay_domains=tuple(d.lower() for d in opts.relay_domains),
                           auth_failure_delay=opts.auth_failure_delay)
 
     async def start(self) -> None:
@@ -136,6 +149,16 @@ class MailServer:
 
             listener = pop3_listener(self, tls)
             await self._listen(loop, listener, opts.pop3_port)
+        if opts.smtp_port is not None:
+            from .relay import Relay, RelayPolicy, relay_forever
+
+            policy = RelayPolicy(hostname=opts.hostname,
+                                 local_domains=tuple(d.lower() for d in opts.domains),
+                                 routes={k.lower(): v for k, v in opts.routes.items()},
+                                 smarthost=opts.smarthost, retry_base=opts.retry_base,
+                                 lifetime=opts.queue_lifetime)
+            self.relay = Relay(self.store, policy)
+            self._relay_task = loop.create_task(relay_forever(self.relay, self._stopped))
 
     async def _listen(self, loop: asyncio.AbstractEventLoop, listener: Listener,
                       port: int) -> None:
@@ -149,6 +172,8 @@ class MailServer:
     async def serve_forever(self) -> None:
         assert self._stopped is not None
         await self._stopped.wait()
+        if self._relay_task is not None:
+            await self._relay_task
 
     def stop(self) -> None:
         """Stop accepting, say 421 to every open session, and let ``serve_forever`` return."""
