@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..smtp.faults import FAULTS
+
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="run the SMTP and POP3 servers",
@@ -47,6 +49,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                        help="first retry after a temporary failure; doubles each time")
     relay.add_argument("--queue-lifetime", type=float, default=86400.0, metavar="SECONDS",
                        help="then a message still undeliverable is bounced")
+    p.add_argument("--fault", choices=FAULTS,
+                   help="misbehave on purpose, deterministically (lessons on retries)")
     p.set_defaults(func=run)
 
 
@@ -80,5 +84,5 @@ def run(args: argparse.Namespace) -> int:
         auth_failure_delay=args.auth_failure_delay, fsync=args.fsync,
         routes=routes, smarthost=host_port(args.smarthost) if args.smarthost else None,
         relay_domains=args.relay_domain, retry_base=args.retry_base,
-        queue_lifetime=args.queue_lifetime)
+        queue_lifetime=args.queue_lifetime, fault=args.fault)
     return serve(options)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
+from ..smtp.faults import FaultySession
 from ..smtp.server import ServerConfig as SMTPConfig
 from ..smtp.server import ServerSession as SMTPSession
 from ..store import Store, Users
@@ -53,6 +54,8 @@ class ServeOptions:
     relay_domains: list[str] = field(default_factory=list)
     retry_base: float = 5.0
     queue_lifetime: float = 86400.0
+    #: A deterministic SMTP fault scenario for lessons (mailproto.smtp.faults), or None.
+    fault: str | None = None
 
 
 def is_loopback(host: str) -> bool:
@@ -141,7 +144,13 @@ class MailServer:
             config = self.smtp_config(tls is not None)
             store = self.store
             busy = f"421 4.7.0 {opts.hostname} Error: too many connections\r\n".encode()
-            listener = Listener("SMTP", lambda ip: SMTPSession(config, store, peer_ip=ip),
+
+            def session(ip: str) -> SMTPSession:
+                if opts.fault:
+                    return FaultySession(config, store, peer_ip=ip, fault=opts.fault)
+                return SMTPSession(config, store, peer_ip=ip)
+
+            listener = Listener("SMTP", session,
                                 opts.timeout or 300.0, tls, opts.max_connections, busy)
             await self._listen(loop, listener, opts.smtp_port)
         if opts.pop3_port is not None:

@@ -158,3 +158,40 @@ def test_no_route_bounces(tmp_path: Path, sender: str) -> None:
         assert b"Status: 5.4.4" in bounce.read_bytes()
     finally:
         a.stop()
+
+
+def test_fault_rcpt_452_is_retried_then_delivered(tmp_path: Path) -> None:
+    """The second recipient gets 452 at the first attempt; the retry carries it alone."""
+    b = start(tmp_path, "b", "b.test", "bob:bob-pw\ncarol:carol-pw\n", fault="rcpt-452")
+    a = start(tmp_path, "a", "a.test", "alice:alice-pw\n",
+              routes={"b.test": ("127.0.0.1", b.smtp_port)})
+    try:
+        with SMTPClient("127.0.0.1", a.smtp_port) as client:
+            client.login("alice", "alice-pw")
+            client.sendmail("alice@a.test", ["bob@b.test", "carol@b.test"], MESSAGE)
+        wait_for_files(b.data / "bob" / "new", 1)
+        wait_for_files(b.data / "carol" / "new", 1)
+        time.sleep(0.5)
+        assert len(list((b.data / "bob" / "new").glob("*"))) == 1
+        assert not (a.data / "alice").exists() or not list((a.data / "alice" / "new").glob("*"))
+    finally:
+        a.stop()
+        b.stop()
+
+
+@pytest.mark.parametrize("fault", ["data-421", "drop-mid-data"])
+def test_fault_that_never_heals_bounces_once_at_expiry(tmp_path: Path, fault: str) -> None:
+    b = start(tmp_path, "b", "b.test", "bob:bob-pw\n", fault=fault)
+    a = start(tmp_path, "a", "a.test", "alice:alice-pw\n", queue_lifetime=1.0,
+              routes={"b.test": ("127.0.0.1", b.smtp_port)})
+    try:
+        submit(a, "bob@b.test")
+        (bounce,) = wait_for_files(a.data / "alice" / "new", 1)
+        text = bounce.read_bytes().decode()
+        assert "Status: 4.4.7" in text and "message expired" in text
+        assert not list((b.data / "bob" / "new").glob("*")), "a faulty hop delivered"
+        time.sleep(0.5)
+        assert len(list((a.data / "alice" / "new").glob("*"))) == 1
+    finally:
+        a.stop()
+        b.stop()
