@@ -71,6 +71,16 @@ class Transcript:
     def __getitem__(self, index: int) -> Step:
         return self.steps[index]
 
+    def to_text(self) -> str:
+        """The session as plain text, one wire line per line: ``C: EHLO x``, ``S: 250-...``,
+        events as ``*: TLS started``.  Line ends are dropped, every other byte is kept."""
+        out = []
+        for step in self.steps:
+            text = step.text
+            lines = text[:-1].split("\n") if text.endswith("\n") else text.split("\n")
+            out += [f"{step.direction}: {line.removesuffix(chr(13))}" for line in lines]
+        return "\n".join(out)
+
     def to_json(self, indent: int | None = 1) -> str:
         doc = {"format": FORMAT, "version": VERSION, "protocol": self.protocol,
                "meta": self.meta, "steps": [s.to_dict() for s in self.steps]}
