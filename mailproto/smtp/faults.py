@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from .server import ServerSession
+from .states import CLOSE, TABLE
 from .wire import Command, Reply
 
 FAULTS = ("rcpt-452", "data-421", "drop-mid-data", "slow")
@@ -54,7 +55,7 @@ class FaultySession(ServerSession):
             self._drop_spool()
             self._send(Reply.of(421, f"4.3.0 {self.config.hostname} Error: closing after the "
                                 "message (fault scenario data-421)"), "reply", before)
-            self.state = self.state.__class__.CLOSED
+            self.state = TABLE.next(self.state, CLOSE) or self.state.__class__.CLOSED
             self.closed = True
             return
         super()._end_of_data()

@@ -43,6 +43,9 @@ C, G, A, M, R, D, X = (State.CONNECTED, State.GREETED, State.AUTH, State.MAIL, S
 END_OF_DATA = "<CRLF>.<CRLF>"
 AUTH_DONE = "AUTH response"
 TIMEOUT = "timeout"
+#: The session ends without QUIT: 421 (too many errors or failed logins, the server stops) or
+#: the connection drops.  Whatever DATA had received is thrown away, never half delivered.
+CLOSE = "connection ends"
 
 _rows: list[Transition] = [
     Transition(C, "HELO", G, "identify (SMTP)", "RFC 5321 §4.1.1.1"),
@@ -75,6 +78,8 @@ for _s in (C, G, M, R):
     ]
 for _s in (C, G, A, M, R, D):
     _rows.append(Transition(_s, TIMEOUT, X, "421: idle too long", "RFC 5321 §4.5.3.2"))
+    _rows.append(Transition(_s, CLOSE, X, "421 or dropped: nothing half-received is kept",
+                            "RFC 5321 §3.8"))
 
 TABLE = StateTable("SMTP", State, State.CONNECTED, State.CLOSED, _rows)
 #: Every command verb the server knows (the eleven of the seed, AUTH and STARTTLS).

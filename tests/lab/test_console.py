@@ -1,0 +1,76 @@
+"""The console, driven without a browser: typed lines, history, and a server that closes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mailproto.errors import ConnectionClosed
+from mailproto.lab import palette
+from mailproto.lab.console import Console
+from mailproto.lab.svgparts import group_spans
+
+from ._sessions import Live, store
+
+
+def console(tmp_path: Path, protocol: str = "smtp") -> tuple[Console, Live]:
+    live = Live(protocol, store(tmp_path))
+    return Console(live.step_fn, lambda: live.transcript), live
+
+
+def current(svg: str, state: str) -> bool:
+    start, end = group_spans(svg, {f"state:{state}"})[f"state:{state}"]
+    return f"fill: {palette.CURRENT_FILL.lower()}" in svg[start:end]
+
+
+def test_typing_lines_updates_the_views(tmp_path: Path) -> None:
+    c, live = console(tmp_path)
+    assert "220 mail.test" in c.transcript_html.value
+    c.text.value = "EHLO me"
+    c.send_button.click()
+    assert c.text.value == ""
+    assert "250-mail.test Hello me" in c.transcript_html.value
+    assert current(c.diagram_html.value, "GREETED")
+    c._on_text_msg(c.text, {"event": "submit"}, [])  # Enter on an empty box: an empty line
+    assert "500 5.5.2 Error: bad syntax" in c.transcript_html.value
+
+
+def test_history_buttons(tmp_path: Path) -> None:
+    c, _ = console(tmp_path)
+    for line in ("EHLO me", "NOOP", "HELP"):
+        c.submit(line)
+    c.up_button.click()
+    assert c.text.value == "HELP"
+    c.up_button.click()
+    c.up_button.click()
+    c.up_button.click()  # stops at the oldest
+    assert c.text.value == "EHLO me"
+    c.down_button.click()
+    assert c.text.value == "NOOP"
+    c.down_button.click()
+    c.down_button.click()
+    assert c.text.value == ""
+    c.up_button.click()
+    c.send_button.click()  # resend a recalled line unchanged
+    assert c.history == ["EHLO me", "NOOP", "HELP"]
+    assert c.transcript_html.value.count("HELP</span>") >= 2
+
+
+def test_quit_closes_with_a_clear_message(tmp_path: Path) -> None:
+    c, _ = console(tmp_path, "pop3")
+    c.submit("QUIT")
+    assert c.closed and c.text.disabled
+    assert "closed the connection" in c.status.value
+    c.submit("NOOP")  # ignored, nothing raised
+    assert current(c.diagram_html.value, "CLOSED")
+
+
+def test_connection_closed_error_is_reported(tmp_path: Path) -> None:
+    live = Live("smtp", store(tmp_path))
+
+    def send(line: str) -> None:
+        raise ConnectionClosed("connection reset by peer")
+
+    c = Console(send, lambda: live.transcript)
+    c.submit("NOOP")
+    assert c.closed and "connection reset by peer" in c.status.value
+    assert "text/html" in c._repr_mimebundle_()
