@@ -81,6 +81,12 @@ def _check_password(lookup: SecretLookup, user: str, password: str) -> bool:
     return ok and secret is not None
 
 
+def check_password(lookup: SecretLookup, user: str, password: str) -> bool:
+    """True if ``password`` is ``user``'s secret (POP3 USER/PASS, RFC 1939 §7), compared in
+    constant time, and as long for an unknown user as for a known one."""
+    return _check_password(lookup, user, password)
+
+
 class SASLExchange:
     """One server-side SASL exchange for ``mechanism`` (upper-case name)."""
 
@@ -127,7 +133,8 @@ class SASLExchange:
         # RFC 4616 §2: message = [authzid] NUL authcid NUL passwd
         parts = raw.split(b"\0")
         if len(parts) != 3:
-            return self._fail("PLAIN response is not authzid NUL authcid NUL password", malformed=True)
+            return self._fail("PLAIN response is not authzid NUL authcid NUL password",
+                              malformed=True)
         try:
             authzid, authcid, passwd = (p.decode("utf-8") for p in parts)
         except UnicodeDecodeError:

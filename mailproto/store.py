@@ -57,6 +57,10 @@ class Users:
             name = name.strip()
             if not sep or not valid_username(name):
                 raise ConfigError(f"{source}:{number}: expected 'name:password', got {line!r}")
+            if name.lower() in users._canon:
+                # Names are looked up case-insensitively: a second entry would silently shadow
+                # the first (and "Alice" and "alice" would be two Maildirs for one address).
+                raise ConfigError(f"{source}:{number}: {name!r} is defined twice")
             if value[:1].isspace():
                 members = [m.strip() for m in value.split(",") if m.strip()]
                 users.lists[name.lower()] = members
@@ -86,14 +90,17 @@ class Users:
         return name.lower() in self.lists
 
     def expand(self, name: str, _seen: frozenset[str] = frozenset()) -> list[str]:
-        """Members of a list, nested lists expanded once each (loops are cut)."""
+        """Members of a list, each once; a bare name that is a list is expanded in place, once
+        (a loop back to a list already being expanded adds nothing).  ``x@domain`` is an
+        address, never a local list: only the server knows which domains are local."""
+        seen = _seen | {name.lower()}
         out: list[str] = []
         for member in self.lists.get(name.lower(), []):
-            local = member.partition("@")[0]
-            if self.is_list(local) and local.lower() not in _seen:
-                out.extend(self.expand(local, _seen | {name.lower()}))
-            elif member not in out:
-                out.append(member)
+            if "@" not in member and self.is_list(member):
+                found = [] if member.lower() in seen else self.expand(member, seen)
+            else:
+                found = [member]
+            out.extend(m for m in found if m not in out)
         return out
 
 
@@ -230,10 +237,12 @@ class SpoolFile:
         self.size += len(data)
 
     def _finish(self) -> None:
-        self._file.flush()
-        if self.store.fsync:
-            os.fsync(self._file.fileno())
-        self._file.close()
+        try:
+            self._file.flush()
+            if self.store.fsync:
+                os.fsync(self._file.fileno())
+        finally:
+            self._file.close()  # also when the flush fails (ENOSPC): no leaked descriptor
 
     def commit(self, users: Iterable[str], outbox_envelope: tuple[str, list[str]] | None = None
                ) -> list[Path]:

@@ -3,6 +3,11 @@
 Both cores (SMTP and POP3) speak the same small interface: ``initiate()``, ``receive(bytes)``,
 ``timeout()``, ``shutdown()``, ``connection_lost()``, and the flags ``closed``,
 ``tls_requested`` (then ``tls_started()``) and ``delay`` (wait before answering: failed logins).
+
+A core may also stream a long response (POP3 RETR of a 100 MB message) in bounded pieces: while
+its optional ``has_more_output`` is true, the driver stops reading, and asks ``more()`` for the
+next piece whenever the transport's write buffer has room (``pause_writing``/``resume_writing``),
+so memory stays bounded by the buffer limits, not by the message.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 log = logging.getLogger("mailproto.net")
+#: Data without a line end that still counts as activity for the idle timer.
+PROGRESS_BYTES = 4096
 
 
 class Core(Protocol):
@@ -59,6 +66,9 @@ class CoreProtocol(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._paused = False
         self._pending: list[bytes] = []  # data that arrived while we waited (delay, TLS)
+        self._unarmed_bytes = 0  # received since the idle timer was last re-armed
+        self._writing_paused = False  # the transport's write buffer is full
+        self._more_scheduled = False
 
     # -- asyncio callbacks ---------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
@@ -100,7 +110,13 @@ class CoreProtocol(asyncio.Protocol):
         core = self.core
         if core is None or core.closed:
             return
-        self._arm()
+        # The idle timer waits for the next *command* (RFC 5321 §4.5.3.2, RFC 1939 §3), not the
+        # next byte: only a line end, or a good amount of data (a long line of message text),
+        # counts as progress.  Otherwise a client trickling a byte now and then (slowloris)
+        # would hold its session, and its connection slot, forever.
+        self._unarmed_bytes += len(data)
+        if b"\n" in data or self._unarmed_bytes >= PROGRESS_BYTES:
+            self._arm()
         try:
             out = core.receive(data)
         except Exception:  # a bug must never reach the client or stop the server
@@ -119,6 +135,10 @@ class CoreProtocol(asyncio.Protocol):
             return
         if out:
             self.transport.write(out)
+        if getattr(core, "has_more_output", False):
+            self._pause()  # no new command until this response is out
+            self._schedule_more()
+            return
         if core.closed:
             self.transport.close()
         elif core.tls_requested:
@@ -126,6 +146,38 @@ class CoreProtocol(asyncio.Protocol):
             asyncio.ensure_future(self._start_tls())
         else:
             self._resume()
+
+    # -- streaming a long response --------------------------------------------------------
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if self.core is not None and getattr(self.core, "has_more_output", False):
+            self._schedule_more()
+
+    def _schedule_more(self) -> None:
+        # Through the loop, not recursion: one piece per turn, and other sessions get theirs.
+        if not self._more_scheduled and not self._writing_paused:
+            self._more_scheduled = True
+            asyncio.get_running_loop().call_soon(self._more)
+
+    def _more(self) -> None:
+        self._more_scheduled = False
+        core = self.core
+        if core is None or self.transport.is_closing() or self._writing_paused:
+            return
+        self._arm()  # a client that keeps reading is not idle
+        try:
+            out = core.more()  # type: ignore[attr-defined]
+        except Exception:
+            log.exception("%s: internal error", self.listener.name)
+            self.transport.close()
+            return
+        if core.delay > 0:
+            asyncio.get_running_loop().call_later(core.delay, self._deliver, out)
+        else:
+            self._deliver(out)
 
     async def _start_tls(self) -> None:
         core = self.core
@@ -142,6 +194,7 @@ class CoreProtocol(asyncio.Protocol):
                 self.transport.abort()
             return
         core.tls_started()
+        self._arm()  # a finished handshake is progress
         self._resume()
 
     def _pause(self) -> None:
@@ -158,6 +211,7 @@ class CoreProtocol(asyncio.Protocol):
                 self._feed(data)
 
     def _arm(self) -> None:
+        self._unarmed_bytes = 0
         if self._timer:
             self._timer.cancel()
         loop = asyncio.get_running_loop()
@@ -165,8 +219,12 @@ class CoreProtocol(asyncio.Protocol):
 
     def _timed_out(self) -> None:
         if self.core is not None and not self.transport.is_closing():
+            streaming = getattr(self.core, "has_more_output", False)
             self.transport.write(self.core.timeout())
-            self.transport.close()
+            if streaming and self._writing_paused:
+                self.transport.abort()  # the peer stopped reading: do not wait to flush
+            else:
+                self.transport.close()
 
     def shutdown(self) -> None:
         if self.core is not None and not self.transport.is_closing():

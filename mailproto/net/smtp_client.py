@@ -1,4 +1,4 @@
-"""A blocking SMTP client over a socket, with smtplib's method names (RFC 5321, 3207, 4954).
+"""A blocking SMTP client, with smtplib's method names (RFC 5321, 3207, 4954).
 
 It is a thin shell around the sans-I/O :class:`mailproto.smtp.client.ClientSession`: one command
 at a time, every byte both ways recorded in :attr:`SMTPClient.transcript`.  Replies come back as
@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import copy
 import io
-import select
-import socket
 import ssl
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -30,6 +28,7 @@ from ..errors import ConnectionClosed, MailprotoError
 from ..smtp.client import ClientSession, auth_steps, format_data
 from ..smtp.wire import Reply
 from ..transcript import Recorder, Transcript
+from .channel import Channel, SocketChannel
 
 #: What login() tries, strongest first, as smtplib does (CRAM-MD5 keeps the password off the wire).
 PREFERRED_MECHANISMS = ("CRAM-MD5", "PLAIN", "LOGIN")
@@ -106,7 +105,8 @@ class SMTPClient:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 2525, timeout: float = 30.0,
                  local_hostname: str | None = None, ssl_context: ssl.SSLContext | None = None,
-                 verify: bool = True, cafile: str | None = None) -> None:
+                 verify: bool = True, cafile: str | None = None, channel: Channel | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.host = host
         self.port = port
         self.timeout = timeout
@@ -114,9 +114,12 @@ class SMTPClient:
         self.ssl_context = ssl_context
         self.verify = verify
         self.cafile = cafile
-        self.sock: socket.socket | None = None
+        #: All I/O goes through this (a socket, or the in-memory pair's channel).
+        self.channel: Channel | None = None
+        self._given_channel = channel
+        self.clock = clock
         self.core = ClientSession()
-        self._recorder = Recorder("smtp", time.time, role="client")
+        self._recorder = Recorder("smtp", clock, role="client")
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
@@ -141,13 +144,13 @@ class SMTPClient:
         return self.core.has_extn(name)
 
     def __enter__(self) -> SMTPClient:
-        if self.sock is None:
+        if self.channel is None:
             self.connect()
         return self
 
     def __exit__(self, *exc: object) -> None:
         try:
-            if self.sock is not None and not self.core.closed:
+            if self.channel is not None and not self.core.closed:
                 self.quit()
         except (OSError, MailprotoError):
             pass
@@ -159,31 +162,35 @@ class SMTPClient:
         self.close()
         self.host, self.port = host or self.host, port or self.port
         self.core = ClientSession()
-        self._recorder = Recorder("smtp", time.time, role="client", server=f"{self.host}:"
+        self._recorder = Recorder("smtp", self.clock, role="client", server=f"{self.host}:"
                                   f"{self.port}")
         self.core.on_step = self._recorder
-        self.sock = socket.create_connection((self.host, self.port), self.timeout)
+        if self._given_channel is not None:
+            self.channel, self._given_channel = self._given_channel, None
+        else:
+            self.channel = SocketChannel.connect(self.host, self.port, self.timeout)
         if self.local_hostname is None:
             # An address literal (RFC 5321 §4.1.3): correct, and unlike getfqdn() no DNS wait.
-            self.local_hostname = f"[{self.sock.getsockname()[0]}]"
+            sock = getattr(self.channel, "sock", None)
+            self.local_hostname = f"[{sock.getsockname()[0] if sock else '127.0.0.1'}]"
         return self._read("the greeting")[0]
 
     def close(self) -> None:
         """Close the socket (without QUIT: use :meth:`quit` to say goodbye)."""
-        sock, self.sock = self.sock, None
-        if sock is not None:
+        channel, self.channel = self.channel, None
+        if channel is not None:
             if not self.core.closed:
                 self.core.connection_lost("connection closed by the client")
-            sock.close()
+            channel.close()
 
     def _send(self, make: Callable[..., bytes], *args: Any) -> None:
         """Have the core format a line (``make(*args)``) and send it."""
-        if self.sock is None:
+        if self.channel is None:
             raise SMTPServerDisconnected("not connected: call connect() first")
         self._drain()  # before the core records the line: the transcript keeps the order
         data = make(*args)
         try:
-            self.sock.sendall(data)
+            self.channel.send(data)
         except OSError as exc:
             self._lost(f"connection lost while sending: {exc}")
 
@@ -192,9 +199,9 @@ class SMTPClient:
         After a 220 to STARTTLS, do the handshake (unless the caller does it)."""
         replies: list[Reply] = []
         while self.core.awaiting:
-            assert self.sock is not None
+            assert self.channel is not None
             try:
-                data = self.sock.recv(65536)
+                data = self.channel.recv(65536)
             except TimeoutError:
                 # Out of step with the server from here on: the session cannot go on.
                 self._lost(f"no reply within {self.timeout} s while waiting for {waiting_for}",
@@ -211,18 +218,13 @@ class SMTPClient:
     def _drain(self) -> None:
         """Read what the server said while nobody asked (a 421 after an idle timeout), so it
         shows in the transcript where it happened and is not taken for the next reply."""
-        sock = self.sock
-        assert sock is not None
-        if self.core.awaiting or not select.select([sock], [], [], 0)[0]:
+        pending = getattr(self.channel, "pending", None)
+        if self.channel is None or pending is None or self.core.awaiting or not pending():
             return
-        sock.settimeout(0)  # readable may be TLS housekeeping only (TLS 1.3 session tickets)
         try:
-            data = sock.recv(65536)
-        except (BlockingIOError, ssl.SSLWantReadError):
-            data = None
+            data = self.channel.recv(65536)
         except (ConnectionError, ssl.SSLError) as exc:
             self._lost(f"connection lost: {exc}")
-        sock.settimeout(self.timeout)
         if data == b"":
             self._lost("the server closed the connection")
         if data:
@@ -240,10 +242,10 @@ class SMTPClient:
 
     def _lost(self, message: str, error: type[Exception] | None = None) -> NoReturn:
         last = self._last_seen()
-        if self.sock is not None:
+        if self.channel is not None:
             self.core.connection_lost(message)
-            self.sock.close()
-            self.sock = None
+            self.channel.close()
+            self.channel = None
         if error is not None:
             raise error(f"{message} (last seen: {last})")
         raise SMTPServerDisconnected(message, None, last)
@@ -256,14 +258,12 @@ class SMTPClient:
         return f"{step.direction}: {step.text.splitlines()[0] if step.text else ''}"
 
     def _handshake(self, context: ssl.SSLContext | None = None) -> None:
-        assert self.sock is not None
+        assert self.channel is not None
         try:
-            self.sock = (context or self._context()).wrap_socket(self.sock,
-                                                                 server_hostname=self.host)
+            self.channel.start_tls(context or self._context(), self.host)
         except (OSError, ssl.SSLError) as exc:
             self.core.connection_lost(f"TLS handshake failed: {exc}")
-            self.sock.close()
-            self.sock = None
+            self.channel = None  # start_tls closed it: half a handshake leaves nothing usable
             raise
         self.core.tls_started()
 

@@ -18,6 +18,7 @@ CANNOT_VRFY = Reply.of(252, "2.0.0 Cannot VRFY user, but will accept message and
 UNRECOGNIZED = Reply.of(500, "5.5.2 Error: command not recognized")  # §4.2.4
 EMPTY_LINE = Reply.of(500, "5.5.2 Error: bad syntax")
 LINE_TOO_LONG = Reply.of(500, "5.5.2 Error: line too long")  # §4.5.3.1.4
+AUTH_LINE_TOO_LONG = Reply.of(500, "5.5.6 Authentication Exchange line is too long")  # RFC 4954 §6
 TOO_MANY_RECIPIENTS = Reply.of(452, "4.5.3 Error: too many recipients")  # §4.5.3.1.10
 MESSAGE_TOO_BIG_DECLARED = Reply.of(552, "5.3.4 Message size exceeds fixed limit")  # RFC 1870 §6
 MESSAGE_TOO_BIG = Reply.of(552, "5.3.4 Error: message file too big")  # RFC 1870 §6.3

@@ -19,17 +19,25 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.utils import format_datetime
 from datetime import datetime, timezone
+from email.utils import format_datetime
 from typing import Any, Protocol
 
 from .. import auth
 from ..store import Users
 from ..transcript import CLIENT, SERVER, StepSink
 from . import replies as R
-from .states import AUTH_DONE, END_OF_DATA, TABLE, TIMEOUT, State
-from .wire import MAX_AUTH_LINE, MAX_COMMAND_LINE, Command, PathError, Reply, parse_command, \
-    parse_path, split_address
+from .states import AUTH_DONE, CLOSE, END_OF_DATA, TABLE, TIMEOUT, State
+from .wire import (
+    MAX_AUTH_LINE,
+    MAX_COMMAND_LINE,
+    Command,
+    PathError,
+    Reply,
+    parse_command,
+    parse_path,
+    split_address,
+)
 
 
 class Spool(Protocol):
@@ -57,6 +65,8 @@ class ServerConfig:
     domains: tuple[str, ...] = ("local.test",)
     max_message_size: int = 10_240_000  # Postfix message_size_limit
     max_recipients: int = 100  # RFC 5321 §4.5.3.1.8: at least 100
+    #: Other domains we accept mail for from anyone, to relay on (Postfix ``relay_domains``).
+    relay_domains: tuple[str, ...] = ()
     enable_vrfy: bool = False  # VRFY and EXPN (RFC 5321 §7.3)
     starttls: bool = False  # the transport can do TLS
     #: Offer PLAIN/LOGIN (and USER/PASS) before TLS.  The transport sets it for loopback.
@@ -130,6 +140,7 @@ class ServerSession:
         self._buf = bytearray()
         self._out: list[bytes] = []
         self._discarding = False  # inside an overlong line
+        self._discarding_auth = False  # ... which was an AUTH command or a SASL response
         self._sasl: auth.SASLExchange | None = None
         self._auth_before = State.GREETED
         # DATA reading
@@ -174,6 +185,7 @@ class ServerSession:
         self.esmtp = False
         self.user = None
         self.envelope = Envelope()
+        self._discarding = False
         self._event("TLS started", "tls")
 
     def timeout(self) -> bytes:
@@ -194,7 +206,7 @@ class ServerSession:
             return b""
         before = self.state
         self._abort_data()
-        self.state = State.CLOSED
+        self.state = TABLE.next(self.state, CLOSE) or State.CLOSED
         self._send(Reply.of(421, f"4.3.2 {self.config.hostname} Service shutting down"),
                    "reply", before)
         self.closed = True
@@ -206,7 +218,7 @@ class ServerSession:
         if not self.closed:
             self._event("connection lost", "closed")
         self.closed = True
-        self.state = State.CLOSED
+        self.state = TABLE.next(self.state, CLOSE) or State.CLOSED
 
     # -- output ----------------------------------------------------------------------------
     def _flush(self) -> bytes:
@@ -232,24 +244,24 @@ class ServerSession:
     def _read_line(self) -> bool:
         buf = self._buf
         nl = buf.find(b"\n")
-        limit = MAX_AUTH_LINE if self.state is State.AUTH or buf[:5].upper() == b"AUTH " \
-            else MAX_COMMAND_LINE
+        is_auth = self.state is State.AUTH or buf[:5].upper() == b"AUTH "
+        limit = MAX_AUTH_LINE if is_auth else MAX_COMMAND_LINE
         if self._discarding:
             if nl < 0:
                 buf.clear()
                 return False
             del buf[: nl + 1]
             self._discarding = False
-            self._line_too_long()
+            self._line_too_long(self._discarding_auth)
             return True
         if nl < 0:
             if len(buf) > limit:
                 buf.clear()
-                self._discarding = True
+                self._discarding, self._discarding_auth = True, is_auth
             return False
         if nl + 1 > limit:
             del buf[: nl + 1]
-            self._line_too_long()
+            self._line_too_long(is_auth)
             return True
         raw = bytes(buf[: nl + 1])
         del buf[: nl + 1]
@@ -261,9 +273,17 @@ class ServerSession:
             self._command(parse_command(line), raw)
         return True
 
-    def _line_too_long(self) -> None:
-        self._trace_client(b"<overlong line discarded>", {"error": "line too long"}, self.state)
-        self._reply(R.LINE_TOO_LONG, self.state)
+    def _line_too_long(self, auth_line: bool = False) -> None:
+        before = self.state
+        self._trace_client(b"<overlong line discarded>", {"error": "line too long"}, before)
+        if not auth_line:
+            self._reply(R.LINE_TOO_LONG, before)
+            return
+        # RFC 4954 §4, §6: 500 5.5.6; an exchange in progress is over (the table's AUTH_DONE).
+        if before is State.AUTH:
+            self._sasl = None
+            self._go(AUTH_DONE)
+        self._reply(R.AUTH_LINE_TOO_LONG, before)
 
     def _trace_client(self, raw: bytes, parsed: dict[str, Any], before: State) -> None:
         if self.on_step:
@@ -273,11 +293,12 @@ class ServerSession:
     def _reply(self, reply: Reply, before: State) -> None:
         self._send(reply, "reply", before)
         if self.errors >= self.config.hard_error_limit and not self.closed and reply.code >= 400:
-            self._send(Reply.of(421, f"4.7.0 {self.config.hostname} Error: too many errors"),
-                       "reply", self.state)
+            last = self.state
             self._abort_data()
-            self.state = State.CLOSED
+            self.state = TABLE.next(self.state, CLOSE) or State.CLOSED
             self.closed = True
+            self._send(Reply.of(421, f"4.7.0 {self.config.hostname} Error: too many errors"),
+                       "reply", last)
 
     def _command(self, cmd: Command, raw: bytes) -> None:
         before = self.state
@@ -308,7 +329,8 @@ class ServerSession:
         self._greet(cmd, before, esmtp=True)
 
     def _greet(self, cmd: Command, before: State, esmtp: bool) -> None:
-        if not cmd.arg or " " in cmd.arg or any(ord(c) < 33 for c in cmd.arg):
+        if not cmd.arg or " " in cmd.arg or any(ord(c) < 33 or ord(c) == 127
+                                                or 0xD800 <= ord(c) <= 0xDFFF for c in cmd.arg):
             self._reply(Reply.of(501, f"5.5.4 Syntax: {cmd.verb} hostname"), before)
             return
         self.helo, self.esmtp = cmd.arg, esmtp
@@ -350,11 +372,14 @@ class ServerSession:
         if bad:
             self._reply(Reply.of(555, f"5.5.4 Unsupported option: {bad[0]}"), before)
             return
-        body = (params.get("BODY") or "7BIT").upper() if "BODY" in params else "7BIT"
-        if body not in ("7BIT", "8BITMIME"):
+        body = (params["BODY"] or "").upper() if "BODY" in params else "7BIT"
+        if body not in ("7BIT", "8BITMIME"):  # RFC 6152 §2: BODY=7BIT or BODY=8BITMIME
             self._reply(Reply.of(501, "5.5.4 Bad BODY parameter (7BIT or 8BITMIME)"), before)
             return
         smtputf8 = "SMTPUTF8" in params
+        if smtputf8 and params["SMTPUTF8"] is not None:  # RFC 6531 §3.4: no value
+            self._reply(Reply.of(501, "5.5.4 SMTPUTF8 takes no value"), before)
+            return
         if not path.address.isascii() and not smtputf8:
             self._reply(Reply.of(553, "5.6.7 Non-ASCII address needs the SMTPUTF8 parameter"),
                         before)
@@ -401,8 +426,9 @@ class ServerSession:
                 return
             for target in targets:
                 (env.local_users if "@" not in target else env.remote).append(target)
-        elif self.user is not None:
-            env.remote.append(address)
+        elif self.user is not None or domain in self.config.relay_domains:
+            env.remote.append(address)  # authenticated, or a domain we relay for (Postfix
+            # relay_domains): queued in the outbox for the relay
         else:
             self._reply(R.relay_denied(address), before)
             return
@@ -516,16 +542,18 @@ class ServerSession:
         elif users.is_list(local):
             self._reply(Reply.of(550, "5.1.1 That is a mailing list, not a user (try EXPN)"),
                         before)
+        elif local.lower() == "postmaster":  # RFC 5321 §4.5.1: always accepted at RCPT
+            self._reply(Reply.of(250, f"2.1.5 <postmaster@{self._domain}>"), before)
         else:
             self._reply(Reply.of(550, f"5.1.1 <{cmd.arg[:100]}>: User unknown"), before)
 
     def _do_EXPN(self, cmd: Command, before: State) -> None:
         self._go("EXPN")
+        if not self.config.enable_vrfy:  # RFC 5321 §3.5.2, §7.3: 502 when not offered
+            self._reply(Reply.of(502, "5.5.1 EXPN command is disabled"), before)
+            return
         if not cmd.arg:
             self._reply(Reply.of(501, "5.5.4 Syntax: EXPN list"), before)
-            return
-        if not self.config.enable_vrfy:
-            self._reply(Reply.of(502, "5.5.1 EXPN command is disabled"), before)
             return
         local, _ = self._mailbox_arg(cmd.arg)
         users = self.store.users
@@ -599,10 +627,11 @@ class ServerSession:
         self.delay = self.config.auth_failure_delay
         self._reply(Reply.of(535, "5.7.8 Error: authentication failed"), before)
         if self.auth_failures >= self.config.max_auth_failures and not self.closed:
-            self._send(Reply.of(421, f"4.7.0 {self.config.hostname} Error: too many failed "
-                                "authentication attempts"), "reply", self.state)
-            self.state = State.CLOSED
+            last = self.state
+            self.state = TABLE.next(self.state, CLOSE) or State.CLOSED
             self.closed = True
+            self._send(Reply.of(421, f"4.7.0 {self.config.hostname} Error: too many failed "
+                                "authentication attempts"), "reply", last)
 
     # -- STARTTLS (RFC 3207) ---------------------------------------------------------------
     def _do_STARTTLS(self, cmd: Command, before: State) -> None:
@@ -637,10 +666,14 @@ class ServerSession:
             del buf[: end + 3]
             self._end_of_data()
             return True
-        # No terminator yet: take the complete lines, keep what could start one.
+        # No terminator yet: take everything but what could still become one.  Only a short
+        # start of a line (".", ".\r") and a trailing CR are kept: each byte is looked at a
+        # bounded number of times, however the client splits its writes (a partial line kept
+        # here would be scanned again on every receive: quadratic for a byte-at-a-time sender).
         cut = buf.rfind(b"\n") + 1
-        if cut == 0 and len(buf) > 65536:
-            cut = len(buf) - 1 if buf[-1:] == b"\r" else len(buf)  # a very long line
+        partial = len(buf) - cut
+        if partial and (partial >= 3 or (cut == 0 and not self._line_start)):
+            cut = len(buf) - 1 if buf[-1:] == b"\r" else len(buf)
         if cut:
             self._content(bytes(buf[:cut]))
             del buf[:cut]
@@ -700,9 +733,9 @@ class ServerSession:
                 self._spool.commit(env.local_users, outbox)
                 reply = Reply.of(250, f"2.0.0 Ok: queued as {self._queue_id}")
                 self.messages += 1
+                self._spool = None
             except OSError:
-                reply = R.INSUFFICIENT_STORAGE
-            self._spool = None
+                reply = R.INSUFFICIENT_STORAGE  # and the spool is aborted just below
         self._drop_spool()
         self.envelope = Envelope()
         self._go(END_OF_DATA)

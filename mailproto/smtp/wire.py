@@ -15,6 +15,9 @@ CRLF = b"\r\n"
 MAX_COMMAND_LINE = 2048
 #: RFC 4954 §4: AUTH command lines and SASL responses may be up to 12288 octets.
 MAX_AUTH_LINE = 12288
+#: RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets, code and CRLF included.
+MAX_REPLY_LINE = 512
+MAX_REPLY_TEXT = MAX_REPLY_LINE - len("250 ") - len("\r\n")
 
 
 @dataclass(frozen=True)
@@ -29,14 +32,27 @@ class Reply:
         return cls(code, lines or ("",))
 
     def to_bytes(self) -> bytes:
-        """``code-text`` for every line but the last, ``code text`` for the last (§4.2.1)."""
+        """``code-text`` for every line but the last, ``code text`` for the last (§4.2.1).
+
+        A 334 challenge keeps its space even when empty: RFC 4954 §4 ``"334" SP [base64]``
+        ("the complete response line is '334 '").  Text echoed from the client cannot break the
+        framing: CR, LF and other controls, and bytes that were not UTF-8 (surrogates), become
+        ``?`` (RFC 5321 §4.2: textstring is HT, SP and printable characters).  A reply line is
+        at most 512 octets with its CRLF (§4.5.3.1.5): longer text (an echoed EHLO argument or
+        address) is cut, on a character boundary.  SASL challenges are exempt (RFC 4954 §4).
+        """
         code = str(self.code)
         last = len(self.lines) - 1
         out = []
         for i, line in enumerate(self.lines):
             sep = " " if i == last else "-"
-            out.append(f"{code}{sep}{line}" if line or sep == "-" else code)
-        return ("\r\n".join(out) + "\r\n").encode("utf-8")
+            line = _UNSAFE.sub("?", line)
+            raw = line.encode("utf-8")
+            if len(raw) > MAX_REPLY_TEXT and self.code != 334:
+                raw = raw[:MAX_REPLY_TEXT].decode("utf-8", "ignore").encode("utf-8")
+            out.append(code.encode() + sep.encode() + raw
+                       if raw or sep == "-" or self.code == 334 else code.encode())
+        return b"\r\n".join(out) + b"\r\n"
 
     @property
     def text(self) -> str:
@@ -53,6 +69,8 @@ class Reply:
         return self.code < 400
 
 
+#: What may not appear in reply text: C0 controls but HT, DEL, and lone surrogates.
+_UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
 _ENHANCED = re.compile(r"[245]\.\d{1,3}\.\d{1,3}(?= |$)")
 
 
@@ -92,7 +110,8 @@ class PathError(ValueError):
 # Local-part: dot-string or quoted-string; domain: dot-separated labels or an address literal.
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]+"
 _LOCAL = rf"(?:{_ATOM}(?:\.{_ATOM})*|\"(?:[^\"\\\r\n]|\\.)*\")"
-_LABEL = r"[A-Za-z0-9\u0080-\U0010ffff](?:[A-Za-z0-9\-\u0080-\U0010ffff]*[A-Za-z0-9\u0080-\U0010ffff])?"
+_LETDIG = r"[A-Za-z0-9\u0080-\U0010ffff]"
+_LABEL = rf"{_LETDIG}(?:[A-Za-z0-9\-\u0080-\U0010ffff]*{_LETDIG})?"
 _DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})*\.?|\[[^\[\]\\\s]+\])"
 _MAILBOX = re.compile(rf"{_LOCAL}(?:@{_DOMAIN})?\Z")
 _SOURCE_ROUTE = re.compile(rf"@{_DOMAIN}(?:,@{_DOMAIN})*:")

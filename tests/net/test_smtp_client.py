@@ -98,7 +98,7 @@ def test_greeting_ehlo_quit(server: Running) -> None:
     assert reply.code == 250 and client.state == "GREETED"
     assert {"PIPELINING", "STARTTLS", "AUTH"} <= set(client.extensions)
     assert client.quit().code == 221
-    assert client.sock is None and client.state == "CLOSED"
+    assert client.channel is None and client.state == "CLOSED"
     steps = [(s.direction, s.kind, s.text, s.state_before, s.state_after)
              for s in client.transcript]
     assert steps[1] == ("C", "command", "EHLO student.test\r\n", "CONNECTED", "CONNECTED")
@@ -188,7 +188,7 @@ def test_starttls_with_the_lab_certificate(server: Running) -> None:
         client.ehlo()
         assert client.has_extn("STARTTLS")
         assert client.starttls().code == 220
-        assert client.core.tls and isinstance(client.sock, ssl.SSLSocket)
+        assert client.core.tls and isinstance(client.channel.sock, ssl.SSLSocket)
         assert client.state == "GREETED" and not client.has_extn("STARTTLS")  # EHLO again
         client.login("alice", "secret", "PLAIN")
         client.sendmail("alice@local.test", ["bob@local.test"], MESSAGE)
@@ -224,7 +224,7 @@ def test_421_and_dropped_connections_are_clear(server: Running) -> None:
     client.connect()
     client.ehlo()
     server.stop()  # says 421 to every open session, unasked
-    assert select.select([client.sock], [], [], 5)[0]
+    assert select.select([client.channel.sock], [], [], 5)[0]
     with pytest.raises(SMTPServerDisconnected) as closed:
         client.noop()
     assert isinstance(closed.value, ConnectionClosed)
@@ -311,7 +311,7 @@ def test_silent_server_times_out_and_closes() -> None:
     with pytest.raises(TimeoutError, match="no reply within 0.3 s while waiting for the reply "
                                            "to NOOP"):
         client.noop()
-    assert client.sock is None and client.state == "CLOSED"  # out of step: no going on
+    assert client.channel is None and client.state == "CLOSED"  # out of step: no going on
     thread.join(5)
     for conn in accepted:
         conn.close()
