@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ssl
 import time
+from collections.abc import Callable
 from typing import NoReturn
 
 from .. import auth as sasl
@@ -71,7 +72,8 @@ class POP3Client:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 1110, timeout: float = 30.0,
                  ssl_context: ssl.SSLContext | None = None, verify: bool = True,
-                 cafile: str | None = None, channel: Channel | None = None) -> None:
+                 cafile: str | None = None, channel: Channel | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.host = host
         self.port = port
         self.timeout = timeout
@@ -81,7 +83,8 @@ class POP3Client:
         self.channel: Channel | None = None
         self._given_channel = channel
         self.core = ClientSession()
-        self._recorder = Recorder("pop3", time.time, role="client")
+        self.clock = clock
+        self._recorder = Recorder("pop3", clock, role="client")
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
@@ -130,7 +133,7 @@ class POP3Client:
         self.close()
         self.host, self.port = host or self.host, port or self.port
         self.core = ClientSession()
-        self._recorder = Recorder("pop3", time.time, role="client",
+        self._recorder = Recorder("pop3", self.clock, role="client",
                                   server=f"{self.host}:{self.port}")
         self.core.on_step = self._recorder
         if self._given_channel is not None:
