@@ -27,6 +27,12 @@ _EXPORTS = {
     "Stepper": "stepper",
     "StepperModel": "stepper",
     "Console": "console",
+    "start": "session",
+    "Lab": "session",
+    "LabSession": "session",
+    "Exchange": "session",
+    "check": "exercises",
+    "hint": "exercises",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -1,0 +1,1 @@
+"""Check functions for the lessons' exercises, one module per lesson (see ``exercises.py``)."""
