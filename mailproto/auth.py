@@ -77,7 +77,9 @@ def _check_password(lookup: SecretLookup, user: str, password: str) -> bool:
     secret = lookup(user)
     # Compare even for an unknown user so the time taken does not reveal which names exist.
     expected = secret if secret is not None else "\0unknown-user\0"
-    ok = hmac.compare_digest(expected.encode("utf-8"), password.encode("utf-8"))
+    # surrogateescape: a password line with bytes that are not UTF-8 is just a wrong password.
+    ok = hmac.compare_digest(expected.encode("utf-8", "surrogateescape"),
+                             password.encode("utf-8", "surrogateescape"))
     return ok and secret is not None
 
 
@@ -190,7 +192,7 @@ def cram_md5_digest(secret: str, challenge: bytes) -> str:
 
 def apop_digest(timestamp: str, secret: str) -> str:
     """RFC 1939 §7: lower-case hex MD5 of the greeting's timestamp followed by the secret."""
-    return hashlib.md5((timestamp + secret).encode("utf-8")).hexdigest()
+    return hashlib.md5((timestamp + secret).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def plain_response(user: str, password: str, authzid: str = "") -> str:

@@ -38,12 +38,14 @@ class FixedClock:
     """A clock for reproducible sessions: starts at ``start`` and ticks ``tick`` per reading."""
 
     def __init__(self, start: float = SEED_TIME, tick: float = 0.001) -> None:
-        self._now = start
+        self._start = start
         self._tick = tick
+        self._count = 0
 
     def __call__(self) -> float:
-        now = self._now
-        self._now += self._tick
+        # Computed, not summed, so the times stay round (no 0.0019999 in a saved transcript).
+        now = round(self._start + self._count * self._tick, 6)
+        self._count += 1
         return now
 
 
