@@ -24,6 +24,7 @@ _EXPORTS = {
     "TranscriptView": "views",
     "StateDiagram": "views",
     "SequenceView": "views",
+    "MessageView": "views",
     "Stepper": "stepper",
     "StepperModel": "stepper",
     "Console": "console",

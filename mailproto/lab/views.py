@@ -113,3 +113,23 @@ class SequenceView(_FigureView):
     def __repr__(self) -> str:
         n = 1 if isinstance(self.hops, Transcript) else len(self.hops)
         return f"<SequenceView {n} hop(s)>"
+
+
+class MessageView:
+    """A message inspected: the three layers side by side, the MIME tree, the decoding steps
+    (see :mod:`mailproto.message`).  Give it bytes from a RETR, a Maildir file or a DATA."""
+
+    def __init__(self, data: bytes) -> None:
+        from ..message import inspect_message
+
+        self.report = inspect_message(data)
+
+    def _repr_html_(self) -> str:
+        from .inspector_html import render_report_html
+
+        return render_report_html(self.report)
+
+    def __repr__(self) -> str:
+        from ..message.summary import summary_text
+
+        return summary_text(self.report)
