@@ -25,6 +25,7 @@ _EXPORTS = {
     "StateDiagram": "views",
     "SequenceView": "views",
     "MessageView": "views",
+    "Journey": "journey",
     "Stepper": "stepper",
     "StepperModel": "stepper",
     "Console": "console",

@@ -15,12 +15,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..bounce import Failure, build_bounce
 from ..errors import MailprotoError
 from ..queue import OutboxQueue, QueuedMessage
 from ..smtp.wire import split_address
 from ..store import Store
+from ..transcript import Transcript
 from .smtp_client import SMTPClient
 
 log = logging.getLogger("mailproto.relay")
@@ -47,6 +49,18 @@ class Outcome:
     delivered: list[str] = field(default_factory=list)
     temporary: dict[str, str] = field(default_factory=dict)
     permanent: list[Failure] = field(default_factory=list)
+    #: What our SMTP client said and heard on this hop (empty if the connection failed).
+    transcript: Transcript | None = None
+
+
+class HopTranscript(NamedTuple):
+    """One delivery attempt to one next hop, for :attr:`Relay.on_transcript`."""
+
+    queue: str  # the queued message's name
+    hop: tuple[str, int]
+    attempt: int
+    transcript: Transcript
+    outcome: Outcome
 
 
 def _status(text: str, code: int) -> str:
@@ -59,11 +73,13 @@ def _status(text: str, code: int) -> str:
 
 def deliver_hop(host: str, port: int, sender: str, recipients: list[str], content: bytes,
                 helo: str, timeout: float) -> Outcome:
-    """One SMTP transaction to one next hop, with a result per recipient."""
+    """One SMTP transaction to one next hop, with a result per recipient (and what was said:
+    ``Outcome.transcript``)."""
     out = Outcome()
     remote = f"{host}:{port}"
+    client = SMTPClient(host, port, timeout=timeout, local_hostname=helo)
     try:
-        with SMTPClient(host, port, timeout=timeout, local_hostname=helo) as client:
+        with client:
             greeting = client.last_reply
             if greeting is None or greeting.code != 220:
                 text = f"{greeting.code} {greeting.text}" if greeting else "no greeting"
@@ -103,6 +119,8 @@ def deliver_hop(host: str, port: int, sender: str, recipients: list[str], conten
         for rcpt in recipients:
             if rcpt not in done:
                 out.temporary[rcpt] = f"connection to {remote} failed: {exc}"
+    finally:
+        out.transcript = client.transcript
     return out
 
 
@@ -126,6 +144,9 @@ class Relay:
         self.queue = OutboxQueue(store)
         self.clock = clock
         self.bounces = 0
+        #: Called with a :class:`HopTranscript` after each attempt on a hop (the lab's journey
+        #: shows them); off by default, so a busy server keeps no transcripts.
+        self.on_transcript: Callable[[HopTranscript], None] | None = None
 
     def run_once(self) -> int:
         """Try every message that is due; return how many were finished."""
@@ -158,6 +179,12 @@ class Relay:
             failures += out.permanent
             state.last_error.update(out.temporary)
             self.queue.save_state(msg)  # delivered recipients are never sent twice
+            if self.on_transcript is not None and out.transcript is not None:
+                try:
+                    self.on_transcript(HopTranscript(msg.name, (host, port), state.attempts,
+                                                     out.transcript, out))
+                except Exception:  # an observer must not break the queue
+                    log.exception("relay: on_transcript failed")
         if now - state.first_try >= self.policy.lifetime:
             for rcpt in msg.pending:
                 if rcpt not in {f.recipient for f in failures}:

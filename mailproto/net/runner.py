@@ -68,6 +68,8 @@ class BackgroundServer:
             loop.run_until_complete(asyncio.sleep(0.05))  # let the 421s go out
         finally:
             self.server.close()
+            # The relay's SMTP runs in the default executor: let its threads end with us.
+            loop.run_until_complete(loop.shutdown_default_executor())
             loop.close()
 
     def stop(self) -> None:

@@ -50,6 +50,8 @@ class FaultySession(ServerSession):
         super()._content(chunk)
 
     def _end_of_data(self) -> None:
+        if self.closed:  # drop-mid-data already cut the connection
+            return
         if self.fault == "data-421":
             before = self.state
             self._drop_spool()
