@@ -363,7 +363,36 @@ def _event(step: Step, protocol: str) -> Note:
     return Note(visible(step.raw), outcome=INFO)
 
 
+def _data_line(step: Step) -> Note:
+    """One line typed after DATA's 354 (a client that sends the message line by line)."""
+    if "size" in step.parsed:  # the lone dot after a CRLF: the client recorded the end here
+        return Note("End of the message: a line with a single dot after CRLF (<CRLF>.<CRLF>)",
+                    (f"{step.parsed['size']} octets of message text before it; the server now "
+                     "answers once for the whole message.",), ("RFC 5321 §4.1.1.4",))
+    text = step.raw.rstrip(b"\n").removesuffix(b"\r")
+    details, refs = [], ["RFC 5321 §4.1.1.4"]
+    if step.raw.endswith(b"\n") and not step.raw.endswith(b"\r\n"):
+        details.append("This line ends with a bare LF, not CRLF: a '.' on the next line does "
+                       "not end the message (SMTP smuggling).")
+    if text == b".":
+        details.append("A dot that does not follow a CRLF is text, not the end of the message; "
+                       "the server removes a dot at the start of a line (§4.5.2).")
+        refs.append("RFC 5321 §4.5.2")
+    elif text.startswith(b".."):
+        details.append("Starts with '..': the client doubled the dot (dot-stuffing) and the "
+                       "server removes one (§4.5.2).")
+        refs.append("RFC 5321 §4.5.2")
+    elif text.startswith(b"."):
+        details.append("Starts with a single '.': the server removes that dot (§4.5.2), so the "
+                       "text loses a character unless the client doubles it.")
+        refs.append("RFC 5321 §4.5.2")
+    return Note("Message text, not a command: after 354 every line is part of the message",
+                tuple(details), tuple(refs))
+
+
 def _data(step: Step) -> Note:
+    if step.raw.count(b"\n") <= 1:
+        return _data_line(step)
     lines = step.raw.split(b"\r\n")
     stuffed = sum(1 for line in lines[:-2] if line.startswith(b".."))
     single = sum(1 for line in lines[:-2] if line.startswith(b".") and not
@@ -399,6 +428,12 @@ def _client(step: Step, ctx: _Context) -> Note:
         ctx.last_verb = "<CRLF>.<CRLF>"
         return _data(step)
     line = step.raw.rstrip(b"\r\n").decode("utf-8", "replace")
+    if step.parsed.get("ignored"):  # pipelined after STARTTLS/STLS, or after the close
+        return Note(f"Not read by the server: {step.parsed['ignored']}",
+                    ("Whatever was pipelined before the TLS handshake is thrown away, so a man "
+                     "in the middle cannot slip in commands that would run inside TLS "
+                     "(CVE-2011-0411).",) if "TLS" in str(step.parsed["ignored"]) else (),
+                    outcome=PERMANENT)
     if ctx.continuation or step.kind == "auth":
         return sasl_response(ctx.mechanism, line, ctx.challenge)
     verb = str(step.parsed.get("verb") or line.partition(" ")[0]).upper()

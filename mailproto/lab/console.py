@@ -68,6 +68,7 @@ class Console(widgets.VBox):
         row = widgets.HBox([self.text, self.send_button, self.up_button, self.down_button])
         super().__init__([row, help_text, self.status, self.diagram_html,
                           self.transcript_html])
+        self.add_class("mailproto-console")  # a stable hook for the browser test
         self.refresh()
 
     # -- input ------------------------------------------------------------------------------

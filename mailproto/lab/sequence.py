@@ -42,7 +42,7 @@ def _label(step: Step, width: int) -> str:
     lines = step.raw.split(b"\r\n")
     if lines and lines[-1] == b"":
         lines.pop()
-    if step.kind == "data":
+    if step.kind == "data" and len(lines) > 1:  # a whole message; one typed line: as is
         return f"[message: {max(len(lines) - 1, 0)} lines, then '.']"
     text = visible(lines[0] if lines else b"")
     body = len(lines) - 1 - (1 if len(lines) > 1 and lines[-1] == b"." else 0)  # POP3's "."

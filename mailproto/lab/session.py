@@ -183,8 +183,13 @@ class Lab:
             extra = "".join(f"{u}:{p}\n" for u, p in (users or {}).items())
             extra += "".join(f"{n}: {', '.join(m)}\n" for n, m in (lists or {}).items())
             if extra:
-                with open(users_path, "a", encoding="utf-8") as f:
-                    f.write(extra)
+                # As in memory: a name given here replaces the demo account or list of that
+                # name (the users file refuses a name defined twice).
+                given = {n.lower() for n in (users or {})} | {n.lower() for n in (lists or {})}
+                kept = [line for line in users_path.read_text(encoding="utf-8").splitlines()
+                        if line.lstrip().startswith("#") or ":" not in line
+                        or line.split(":", 1)[0].strip().lower() not in given]
+                users_path.write_text("\n".join(kept) + "\n" + extra, encoding="utf-8")
             self.server = BackgroundServer(data=data, users=users_path, enable_vrfy=enable_vrfy,
                                            auth_failure_delay=0).start()
             self.memory = None
@@ -195,11 +200,17 @@ class Lab:
     def data(self) -> Any:
         return self.server.data if self.tcp else self.memory.data  # type: ignore[union-attr]
 
+    def _cafile(self) -> str | None:
+        """The lab server's own self-signed certificate, so STARTTLS/STLS verify against it."""
+        cert = self.data / ".tls" / "cert.pem"
+        return str(cert) if cert.exists() else None
+
     def smtp(self) -> LabSession:
         """A new SMTP session (the 220 greeting already read)."""
         if self.memory is not None:
             return LabSession(self.memory.smtp_client())
-        client = SMTPClient("127.0.0.1", self.server.smtp_port, local_hostname="client.example")
+        client = SMTPClient("127.0.0.1", self.server.smtp_port, local_hostname="client.example",
+                            cafile=self._cafile())
         client.connect()
         return LabSession(client)
 
@@ -207,7 +218,7 @@ class Lab:
         """A new POP3 session (the +OK greeting already read)."""
         if self.memory is not None:
             return LabSession(self.memory.pop3_client())
-        client = POP3Client("127.0.0.1", self.server.pop3_port)
+        client = POP3Client("127.0.0.1", self.server.pop3_port, cafile=self._cafile())
         client.connect()
         return LabSession(client)
 

@@ -181,6 +181,9 @@ def state_path(transcript: Transcript, table: StateTable | None = None,
         before, after = step.state_before, step.state_after
         if before == after and is_continuation(step):
             continue  # inside a SASL exchange: no row taken yet, AUTH still pending
+        if step.kind == "greeting" and before == after:
+            verb = None  # the server speaking first takes no row (POP3 has a pseudo-event
+            continue  # loop in AUTHORIZATION, "AUTH (no argument)", it must not match)
         negative = is_negative(step)
         rows = _resolve(table, before, after, verb) if table is not None else None
         if rows and (before != after or not negative):

@@ -159,6 +159,7 @@ class Stepper(widgets.VBox):
         controls = widgets.HBox([self.back_button, self.next_button, self.play, self.slider,
                                  self.caption])
         super().__init__([controls, self.diagram_html, self.transcript_html])
+        self.add_class("mailproto-stepper")  # a stable hook for the browser test
         first = (1 if self.model.total else 0) if start is None else start
         self.slider.value = self.model.goto(first)
         self._render()

@@ -115,6 +115,8 @@ def render_step(step: Step, index: int, note: Note | None = None, *, show_crlf: 
             extras.append(f"{len(step.raw)} octets")
         if show_states and step.state_before != step.state_after:
             extras.append(f"{step.state_before} → {step.state_after}")
+        if step.parsed.get("ignored"):
+            extras.append("discarded by the server")
         tag = (f' <span style="{_MUTED}">[{" · ".join(escape(x) for x in extras)}]</span>'
                if extras else "")
         body = _wire_html(step, show_crlf, highlight, tag)
@@ -128,7 +130,7 @@ def _wire_html(step: Step, show_crlf: bool, marker: bool, tag: str) -> str:
     lines = _lines(step.raw)
     prefix = _prefix(step.direction, marker)
     span = f'<span style="color:{colour};white-space:pre-wrap;word-break:break-all">'
-    if step.kind == "data":
+    if step.kind == "data" and len(lines) > 1:  # a whole message (one line typed: as is)
         n = max(len(lines) - 1, 0)
         rows = "".join(f"<div>{span}{_line_html(t, e, show_crlf)}</span></div>" for t, e in lines)
         return (f'<details><summary style="cursor:pointer;list-style:none">{prefix}{span}'
