@@ -119,7 +119,7 @@ class MailServer:
 
     @property
     def plaintext_auth_allowed(self) -> bool:
-        """RFC 3207 §7 / RFC 2595 §2.1: no plaintext passwords in the clear, except on loopback
+        """RFC 3207 §6 / RFC 2595 §2.3: no plaintext passwords in the clear, except on loopback
         where the lab wants students to see them (or when the administrator insists)."""
         opts = self.options
         if opts.require_tls_for_auth:

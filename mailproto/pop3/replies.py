@@ -14,7 +14,7 @@ OK = ok()  # NOOP, RFC 1939 §5
 #: for an unknown user and a wrong password alike.
 AUTH_FAILED = err("Invalid user name or password", "AUTH")
 AUTH_FAILED_CLOSING = err("Invalid user name or password; too many failures, closing", "AUTH")
-#: RFC 2595 §2.1 and Dovecot's ``disable_plaintext_auth``.
+#: RFC 2595 §2.3 and Dovecot's ``disable_plaintext_auth``.
 PLAINTEXT_DISALLOWED = err("Plaintext authentication disallowed without TLS", "AUTH")
 TLS_REQUIRED = err("Authentication disallowed without TLS: send STLS first", "AUTH")
 IN_USE = err("Maildrop is locked by another POP3 session", "IN-USE")  # RFC 2449 §8.1.1

@@ -400,7 +400,7 @@ class ServerSession:
 
     # -- AUTHORIZATION: policy -------------------------------------------------------------
     def _plaintext_allowed(self) -> bool:
-        """USER/PASS, PLAIN and LOGIN send the password itself (RFC 2595 §2.1)."""
+        """USER/PASS, PLAIN and LOGIN send the password itself (RFC 2595 §2.3)."""
         if self.config.require_tls_for_auth and not self.tls:
             return False
         return self.tls or self.config.allow_plaintext_auth

@@ -354,7 +354,7 @@ class ServerSession:
         self._reply(Reply(250, tuple(lines)), before)
 
     def _mechanisms(self) -> list[str]:
-        """What AUTH offers now (RFC 4954 §4, RFC 3207 §7 on plaintext before TLS)."""
+        """What AUTH offers now (RFC 4954 §4, RFC 3207 §6 on plaintext before TLS)."""
         if self.config.require_tls_for_auth and not self.tls:
             return []
         if self.tls or self.config.allow_plaintext_auth:
