@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 from mailproto.net.memory import MemoryLab
-from mailproto.net.runner import BackgroundServer
 from mailproto.net.pop3_client import POP3Client
+from mailproto.net.runner import BackgroundServer
 from mailproto.net.smtp_client import SMTPClient
 from mailproto.transcript import Transcript
 
