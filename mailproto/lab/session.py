@@ -125,6 +125,8 @@ class LabSession:
                 error = f"connection closed: {exc}"
             except TimeoutError as exc:
                 error = f"no reply: {exc}"
+            except OSError as exc:  # ssl.SSLError too: a failed handshake ends the session
+                error = f"connection failed: {exc}"
         return Exchange(self.transcript, start, len(self.transcript), error)
 
     def send_lines(self, *lines: str) -> Exchange:
