@@ -580,7 +580,8 @@ class Journey:
             ok = any(h.result.startswith("accepted") for h in tries)
             failed = any(not _complete(h) for h in tries)
             outcome = FAILED if tries and not ok else RETRIED if failed else OK
-            extra = f"{len({h.attempt for h in tries})} attempts" if failed else ""
+            n = len({h.attempt for h in tries})
+            extra = f"{n} attempt{'' if n == 1 else 's'}" if failed else ""
             links.append(Link(a, b, "SMTP relay", self._port_line(b, "SMTP", extra), RELAY,
                               outcome))
         got = self.retrieved is not None or self._submission is None

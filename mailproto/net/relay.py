@@ -77,20 +77,21 @@ def deliver_hop(host: str, port: int, sender: str, recipients: list[str], conten
     ``Outcome.transcript``)."""
     out = Outcome()
     remote = f"{host}:{port}"
+    mta = host  # RFC 3464 §2.3.5: Remote-MTA names a host; the port goes in the text
     client = SMTPClient(host, port, timeout=timeout, local_hostname=helo)
     try:
         with client:
             greeting = client.last_reply
             if greeting is None or greeting.code != 220:
                 text = f"{greeting.code} {greeting.text}" if greeting else "no greeting"
-                return _all(out, recipients, greeting.code if greeting else 421, text, remote)
+                return _all(out, recipients, greeting.code if greeting else 421, text, mta)
             client.ehlo_or_helo_if_needed()
             options = [f"SIZE={len(content)}"] if client.has_extn("SIZE") else []
             if not content.isascii() and client.has_extn("8BITMIME"):
                 options.append("BODY=8BITMIME")
             reply = client.mail(sender, options)
             if reply.code != 250:
-                return _all(out, recipients, reply.code, f"{reply.code} {reply.text}", remote)
+                return _all(out, recipients, reply.code, f"{reply.code} {reply.text}", mta)
             accepted = []
             for rcpt in recipients:
                 reply = client.rcpt(rcpt)
@@ -98,7 +99,7 @@ def deliver_hop(host: str, port: int, sender: str, recipients: list[str], conten
                     accepted.append(rcpt)
                 elif reply.code >= 500:
                     out.permanent.append(Failure(rcpt, _status(reply.lines[0], reply.code),
-                                                 f"{reply.code} {reply.text}", remote))
+                                                 f"{reply.code} {reply.text}", mta))
                 else:
                     out.temporary[rcpt] = f"{reply.code} {reply.text}"
             if not accepted:
@@ -109,7 +110,7 @@ def deliver_hop(host: str, port: int, sender: str, recipients: list[str], conten
             if reply.code == 250:
                 out.delivered += accepted
             elif reply.code >= 500:
-                out.permanent += [Failure(r, _status(reply.lines[0], reply.code), text, remote)
+                out.permanent += [Failure(r, _status(reply.lines[0], reply.code), text, mta)
                                   for r in accepted]
             else:
                 out.temporary.update({r: text for r in accepted})
@@ -118,10 +119,19 @@ def deliver_hop(host: str, port: int, sender: str, recipients: list[str], conten
         done = set(out.delivered) | {f.recipient for f in out.permanent}
         for rcpt in recipients:
             if rcpt not in done:
-                out.temporary[rcpt] = f"connection to {remote} failed: {exc}"
+                out.temporary[rcpt] = f"connection to {remote} failed: {_why(exc)}"
     finally:
         out.transcript = client.transcript
     return out
+
+
+def _why(exc: BaseException) -> str:
+    """What went wrong, for a bounce: the server's 421 if it said one, else the error alone
+    (without the client's "last seen" note, which is about our side, not the hop)."""
+    reply = getattr(exc, "reply", None)
+    if reply is not None:
+        return f"{reply.code} {reply.text}"
+    return str(exc).split(" (last seen:", 1)[0]
 
 
 def _all(out: Outcome, recipients: list[str], code: int, text: str, remote: str) -> Outcome:
