@@ -16,8 +16,10 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
+
+from .errors import LocalProtocolError
 
 MECHANISMS = ("PLAIN", "LOGIN", "CRAM-MD5")
 #: Mechanisms that send the password itself (base64 is an encoding, not encryption).
@@ -211,3 +213,42 @@ def check_apop(lookup: SecretLookup, user: str, timestamp: str, digest: str) -> 
     secret = lookup(user)
     expected = apop_digest(timestamp, secret or "\0unknown-user\0")
     return secret is not None and hmac.compare_digest(expected, digest.lower())
+
+
+def client_steps(mechanism: str, user: str, password: str,
+                 initial_response: bool | None = None) -> Generator[str, str, None]:
+    """The client's side of a SASL exchange, one line at a time, as a generator — the same for
+    SMTP AUTH (RFC 4954 §4, challenges after ``334``) and POP3 AUTH (RFC 5034 §4, after ``+``).
+
+    The first ``next()`` gives the AUTH argument: the mechanism and, if sent at once, the
+    initial response.  Then ``send(challenge)`` with each challenge's base64 text gives the
+    base64 line to answer with.  PLAIN (RFC 4616) uses an initial response unless told not to;
+    LOGIN answers the user name then the password; CRAM-MD5 (RFC 2195 §2) answers
+    ``user hex(HMAC-MD5(password, challenge))`` to the server's challenge.
+    """
+    mech = mechanism.upper()
+    for text, what in ((user, "user name"), (password, "password")):
+        # CR or LF would end the line early; NUL would split a PLAIN response differently.
+        if any(ch in text for ch in "\r\n\0"):
+            raise LocalProtocolError(f"the {what} contains CR, LF or NUL")
+    if mech == "PLAIN":
+        response = plain_response(user, password)
+        if initial_response is None or initial_response:
+            yield f"PLAIN {response}"
+        else:
+            yield "PLAIN"
+            yield response
+    elif mech == "LOGIN":
+        user_b64 = b64encode(user.encode("utf-8"))
+        if initial_response:
+            yield f"LOGIN {user_b64}"
+        else:
+            yield "LOGIN"
+            yield user_b64
+        yield b64encode(password.encode("utf-8"))
+    elif mech == "CRAM-MD5":
+        challenge = yield "CRAM-MD5"  # the server speaks first: no initial response
+        yield cram_md5_response(user, password, challenge)
+    else:
+        raise LocalProtocolError(f"unsupported SASL mechanism {mechanism!r} "
+                                 f"(have {', '.join(MECHANISMS)})")

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -96,40 +95,8 @@ def parse_capa(response: Response) -> dict[str, list[str]]:
     return caps
 
 
-def auth_steps(mechanism: str, user: str, password: str,
-               initial_response: bool | None = None) -> Generator[str, str, None]:
-    """The client's side of AUTH (RFC 5034 §4), one line at a time, as a generator.
-
-    The first ``next()`` gives the AUTH argument: the mechanism and, if sent at once, the
-    initial response.  Then ``send(challenge)`` with each ``+`` line's base64 text gives the
-    base64 line to answer with.  PLAIN (RFC 4616) uses an initial response unless told not to;
-    LOGIN answers the user name then the password; CRAM-MD5 (RFC 2195 §2) answers
-    ``user hex(HMAC-MD5(password, challenge))`` to the server's challenge.
-    """
-    mech = mechanism.upper()
-    check_argument(user, "user name")
-    check_argument(password, "password")  # NUL would split a PLAIN response differently
-    if mech == "PLAIN":
-        response = auth.plain_response(user, password)
-        if initial_response is None or initial_response:
-            yield f"PLAIN {response}"
-        else:
-            yield "PLAIN"
-            yield response
-    elif mech == "LOGIN":
-        user_b64 = auth.b64encode(user.encode("utf-8"))
-        if initial_response:
-            yield f"LOGIN {user_b64}"
-        else:
-            yield "LOGIN"
-            yield user_b64
-        yield auth.b64encode(password.encode("utf-8"))
-    elif mech == "CRAM-MD5":
-        challenge = yield "CRAM-MD5"  # the server speaks first: no initial response
-        yield auth.cram_md5_response(user, password, challenge)
-    else:
-        raise LocalProtocolError(f"unsupported SASL mechanism {mechanism!r} "
-                                 f"(have {', '.join(auth.MECHANISMS)})")
+#: The SASL client steps are the same for both protocols (mailproto.auth).
+auth_steps = auth.client_steps
 
 
 # -- reading responses --------------------------------------------------------------------
