@@ -49,7 +49,7 @@ class Layout:
 
 SMTP = Layout(
     positions={
-        "CONNECTED": (1.05, 3.85), "GREETED": (3.55, 3.85), "AUTH": (7.1, 3.85),
+        "CONNECTED": (1.05, 3.85), "GREETED": (3.55, 3.85), "AUTH": (6.85, 3.85),
         "MAIL": (2.35, 2.1), "RCPT": (4.45, 2.1), "DATA": (6.55, 2.1), "CLOSED": (4.0, 0.62),
     },
     size=(8.0, 5.3),
