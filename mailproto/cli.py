@@ -10,11 +10,11 @@ import sys
 COMMANDS = ("serve", "send", "fetch", "show", "spy", "lab")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mailproto", description="A teaching lab for SMTP and "
                                      "POP3: real servers and clients that show every byte.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in (only,) if only else COMMANDS:
         try:
             module = importlib.import_module(f"mailproto.commands.{name}")
         except ModuleNotFoundError as exc:
@@ -26,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    words = sys.argv[1:] if argv is None else argv
+    # Import only the command asked for: each pulls in its own modules (message parsing, lab...).
+    parser = build_parser(words[0] if words and words[0] in COMMANDS else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

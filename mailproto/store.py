@@ -203,6 +203,8 @@ class Store:
         self.spool = self.root / SPOOL
         self.spool.mkdir(exist_ok=True)
         self._clean_spool()
+        #: Maildirs already made (their cur/ new/ tmp/ exist): no mkdir per delivery.
+        self._boxes: dict[str, Maildir] = {}
 
     def _clean_spool(self) -> None:
         """A spool file left by a crash was never acknowledged (no 250): remove it."""
@@ -211,9 +213,16 @@ class Store:
                 entry.unlink(missing_ok=True)
 
     def maildir(self, user: str) -> Maildir:
-        if not valid_username(user):
-            raise ValueError(f"unsafe user name {user!r}")
-        return Maildir(self.root / user)
+        box = self._boxes.get(user)
+        if box is None:
+            if not valid_username(user):
+                raise ValueError(f"unsafe user name {user!r}")
+            box = self._boxes[user] = Maildir(self.root / user)
+        return box
+
+    def forget(self, user: str) -> None:
+        """Make the Maildir again on next use (someone removed it under us)."""
+        self._boxes.pop(user, None)
 
     def outbox(self) -> Maildir:
         return Maildir(self.root / OUTBOX)
@@ -252,13 +261,13 @@ class SpoolFile:
         the client's 452 means "nothing was delivered" and a retry does not duplicate.
         """
         placed: list[Path] = []
+        boxes = list(dict.fromkeys(users))  # one copy per mailbox
         try:
             self._finish()
-            for user in dict.fromkeys(users):  # one copy per mailbox
-                box = self.store.maildir(user)
-                placed.append(self._place(box, self.path))
-            if outbox_envelope is not None:
+            if outbox_envelope is not None:  # a copy with the envelope: before the spool moves
                 placed.append(self._place_outbox(*outbox_envelope))
+            for i, user in enumerate(boxes):
+                placed.append(self._place(user, last=i == len(boxes) - 1))
         except BaseException:
             for path in placed:
                 path.unlink(missing_ok=True)
@@ -267,13 +276,29 @@ class SpoolFile:
             self.path.unlink(missing_ok=True)
         return placed
 
-    def _place(self, box: Maildir, source: Path) -> Path:
+    def _place(self, user: str, last: bool) -> Path:
+        """Link (or, for the last mailbox, rename) the finished spool file into ``new/``.
+
+        The spool file is complete and on the same file system, so linking or renaming it
+        straight into ``new/`` is as atomic as Maildir's tmp/-then-rename: a reader sees the
+        whole message or nothing.  Another file system falls back to tmp/ and a rename."""
         name = self.store.unique()
+        for attempt in (1, 2):
+            new = self.store.maildir(user).path / "new" / name
+            try:
+                (os.rename if last else os.link)(self.path, new)
+                return new
+            except FileNotFoundError:
+                if attempt == 2 or not self.path.exists():
+                    raise
+                self.store.forget(user)  # the Maildir was removed: make it again
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+                    raise
+                break
+        box = self.store.maildir(user)
         tmp = box.path / "tmp" / name
-        try:
-            os.link(source, tmp)
-        except OSError:
-            shutil.copyfile(source, tmp)  # another file system, or no hard links
+        shutil.copyfile(self.path, tmp)  # another file system, or no hard links
         new = box.path / "new" / name
         os.rename(tmp, new)
         return new

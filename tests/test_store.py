@@ -136,11 +136,11 @@ def test_commit_failure_halfway_removes_what_was_placed(tmp_path, monkeypatch):
     real = SpoolFile._place
     calls = []
 
-    def place(self, box, source):
-        calls.append(box.path.name)
+    def place(self, user, last):
+        calls.append(user)
         if len(calls) == 2:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, box, source)
+        return real(self, user, last)
 
     monkeypatch.setattr(SpoolFile, "_place", place)
     with pytest.raises(OSError):
@@ -219,11 +219,11 @@ def test_enospc_on_the_second_mailbox_delivers_to_none(tmp_path, monkeypatch):
     real = SpoolFile._place
     calls = []
 
-    def place(self, box, source):
-        calls.append(box)
+    def place(self, user, last):
+        calls.append(user)
         if len(calls) == 2:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, box, source)
+        return real(self, user, last)
 
     monkeypatch.setattr(SpoolFile, "_place", place)
     session, out = _session(tmp_path)

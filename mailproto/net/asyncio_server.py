@@ -65,6 +65,7 @@ class CoreProtocol(asyncio.Protocol):
         self.core: Core | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._paused = False
+        self._handshaking = False
         self._pending: list[bytes] = []  # data that arrived while we waited (delay, TLS)
         self._unarmed_bytes = 0  # received since the idle timer was last re-armed
         self._writing_paused = False  # the transport's write buffer is full
@@ -184,15 +185,22 @@ class CoreProtocol(asyncio.Protocol):
         assert core is not None and self.listener.tls_context is not None
         self._pending.clear()  # CVE-2011-0411: nothing read before the handshake counts
         loop = asyncio.get_running_loop()
+        raw = self.transport
+        self._handshaking = True
         try:
-            self.transport = await loop.start_tls(self.transport, self,
-                                                  self.listener.tls_context, server_side=True,
-                                                  ssl_handshake_timeout=30)
+            tls = await loop.start_tls(raw, self, self.listener.tls_context, server_side=True,
+                                       ssl_handshake_timeout=30)
         except (OSError, ssl.SSLError, ConnectionError, asyncio.TimeoutError):
-            core.connection_lost()
-            if self.transport is not None:
-                self.transport.abort()
+            tls = None
+        finally:
+            self._handshaking = False
+        if tls is None:  # failed, or closed during the handshake (start_tls then returns None)
+            raw.abort()
+            # The TLS layer owned the connection: asyncio will not call our connection_lost,
+            # so free the slot here (else a few broken handshakes lock everyone out).
+            self.connection_lost(None)
             return
+        self.transport = tls
         core.tls_started()
         self._arm()  # a finished handshake is progress
         self._resume()
@@ -218,6 +226,9 @@ class CoreProtocol(asyncio.Protocol):
         self._timer = loop.call_later(self.listener.timeout, self._timed_out)
 
     def _timed_out(self) -> None:
+        if self._handshaking:  # no plaintext 421 into a TLS handshake: just cut it
+            self.transport.abort()
+            return
         if self.core is not None and not self.transport.is_closing():
             streaming = getattr(self.core, "has_more_output", False)
             self.transport.write(self.core.timeout())
@@ -227,6 +238,9 @@ class CoreProtocol(asyncio.Protocol):
                 self.transport.close()
 
     def shutdown(self) -> None:
+        if self._handshaking:
+            self.transport.abort()
+            return
         if self.core is not None and not self.transport.is_closing():
             self.transport.write(self.core.shutdown())
             self.transport.close()

@@ -29,7 +29,7 @@ def uid_for(name: str) -> str:
     """The UIDL of a Maildir file: its unique name (the part before ``:``), if RFC 1939 allows
     it as it is, otherwise a hash of it (same length every time, so still stable)."""
     base = name.partition(":")[0]
-    if 0 < len(base) <= MAX_UID and all(0x21 <= ord(c) <= 0x7E for c in base):
+    if 0 < len(base) <= MAX_UID and base.isascii() and base.isprintable() and " " not in base:
         return base
     return "H" + hashlib.sha256(base.encode("utf-8", "surrogateescape")).hexdigest()[:40]
 
@@ -170,14 +170,24 @@ class MessageText(Iterator[bytes]):
         self._file.close()
 
 
+#: Wire sizes by (device, inode, size, mtime): a file that has not changed is not read again.
+_SIZES: dict[tuple[int, int, int, int], int] = {}
+
+
 def _scan(maildir: Maildir) -> list[Message]:
     """Number the messages in arrival order and count their wire sizes, reading each once."""
     messages: list[Message] = []
     seen: set[str] = set()
     for path in maildir.message_paths():
         try:
-            with open(path, "rb") as f:
-                size = wire_size(f)
+            st = os.stat(path)
+            key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            size = _SIZES.get(key)
+            if size is None:
+                if len(_SIZES) > 100_000:  # bounded: a forgotten size is only read again
+                    _SIZES.clear()
+                with open(path, "rb") as f:
+                    size = _SIZES[key] = wire_size(f)
         except (FileNotFoundError, IsADirectoryError):
             continue  # removed or not a message: not part of the snapshot
         uid = uid_for(path.name)

@@ -1,0 +1,1 @@
+"""Benchmarks of mailproto against aiosmtpd and Dovecot: ``python -m bench [--quick]``."""
