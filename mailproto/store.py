@@ -130,6 +130,8 @@ class Maildir:
 
     def __init__(self, path: str | os.PathLike[str], create: bool = True) -> None:
         self.path = Path(path)
+        #: ``new/`` as a plain string: delivery joins names to it without pathlib's cost.
+        self.new_dir = os.path.join(self.path, "new")
         if create:
             for sub in ("cur", "new", "tmp"):
                 (self.path / sub).mkdir(parents=True, exist_ok=True)
@@ -202,6 +204,7 @@ class Store:
         self.root.mkdir(parents=True, exist_ok=True)
         self.spool = self.root / SPOOL
         self.spool.mkdir(exist_ok=True)
+        self._spool_dir = str(self.spool)
         self._clean_spool()
         #: Maildirs already made (their cur/ new/ tmp/ exist): no mkdir per delivery.
         self._boxes: dict[str, Maildir] = {}
@@ -228,7 +231,7 @@ class Store:
         return Maildir(self.root / OUTBOX)
 
     def open_spool(self) -> SpoolFile:
-        return SpoolFile(self, self.spool / self.unique())
+        return SpoolFile(self, Path(os.path.join(self._spool_dir, self.unique())))
 
 
 class SpoolFile:
@@ -284,10 +287,10 @@ class SpoolFile:
         whole message or nothing.  Another file system falls back to tmp/ and a rename."""
         name = self.store.unique()
         for attempt in (1, 2):
-            new = self.store.maildir(user).path / "new" / name
+            new = os.path.join(self.store.maildir(user).new_dir, name)
             try:
                 (os.rename if last else os.link)(self.path, new)
-                return new
+                return Path(new)
             except FileNotFoundError:
                 if attempt == 2 or not self.path.exists():
                     raise

@@ -6,6 +6,7 @@ exactly one place (:meth:`Reply.to_bytes`).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -41,18 +42,7 @@ class Reply:
         at most 512 octets with its CRLF (§4.5.3.1.5): longer text (an echoed EHLO argument or
         address) is cut, on a character boundary.  SASL challenges are exempt (RFC 4954 §4).
         """
-        code = str(self.code)
-        last = len(self.lines) - 1
-        out = []
-        for i, line in enumerate(self.lines):
-            sep = " " if i == last else "-"
-            line = _UNSAFE.sub("?", line)
-            raw = line.encode("utf-8")
-            if len(raw) > MAX_REPLY_TEXT and self.code != 334:
-                raw = raw[:MAX_REPLY_TEXT].decode("utf-8", "ignore").encode("utf-8")
-            out.append(code.encode() + sep.encode() + raw
-                       if raw or sep == "-" or self.code == 334 else code.encode())
-        return b"\r\n".join(out) + b"\r\n"
+        return _encode_reply(self.code, self.lines)
 
     @property
     def text(self) -> str:
@@ -69,9 +59,29 @@ class Reply:
         return self.code < 400
 
 
+@functools.lru_cache(maxsize=1024)
+def _encode_reply(code_number: int, lines: tuple[str, ...]) -> bytes:
+    """Reply bytes (the rules are in :meth:`Reply.to_bytes`), cached: most replies
+    ("250 2.1.5 Ok" ...) are the same every time."""
+    code = str(code_number)
+    last = len(lines) - 1
+    out = []
+    for i, line in enumerate(lines):
+        sep = " " if i == last else "-"
+        line = _UNSAFE.sub("?", line)
+        raw = line.encode("utf-8")
+        if len(raw) > MAX_REPLY_TEXT and code_number != 334:
+            raw = raw[:MAX_REPLY_TEXT].decode("utf-8", "ignore").encode("utf-8")
+        out.append(code.encode() + sep.encode() + raw
+                   if raw or sep == "-" or code_number == 334 else code.encode())
+    return b"\r\n".join(out) + b"\r\n"
+
+
 #: What may not appear in reply text: C0 controls but HT, DEL, and lone surrogates.
 _UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
 _ENHANCED = re.compile(r"[245]\.\d{1,3}\.\d{1,3}(?= |$)")
+#: NUL, CR, LF, and bytes that were not UTF-8 (surrogate escapes) have no place in a path.
+_BAD_IN_PATH = re.compile("[\x00\r\n\udc80-\udcff]")
 
 
 @dataclass(frozen=True)
@@ -145,7 +155,7 @@ def parse_path(text: str, keyword: str) -> Path:
         inner = inner[route.end() :]
     if inner and not _MAILBOX.match(inner):
         raise PathError("address")
-    if any(c in inner for c in "\0\r\n") or any(0xDC80 <= ord(c) <= 0xDCFF for c in inner):
+    if _BAD_IN_PATH.search(inner):
         raise PathError("address")
     params: dict[str, str | None] = {}
     for word in params_text.split():
