@@ -18,7 +18,11 @@ from __future__ import annotations
 import select
 import socket
 import ssl
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
+
+from ..errors import MailprotoError
+
+_C = TypeVar("_C", bound="ChannelClient")
 
 
 class Channel(Protocol):
@@ -82,3 +86,70 @@ class SocketChannel:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class ChannelClient:
+    """What the two blocking clients share: the channel's life cycle and TLS.
+
+    Subclasses set ``channel``, ``core`` (a client core with ``closed``, ``connection_lost`` and
+    ``tls_started``), ``host``, ``ssl_context``, ``verify`` and ``cafile``, and define
+    ``connect`` and ``quit``."""
+
+    channel: Channel | None
+    core: Any
+    host: str
+    ssl_context: ssl.SSLContext | None
+    verify: bool
+    cafile: str | None
+
+    def connect(self) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def quit(self) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __enter__(self: _C) -> _C:
+        if self.channel is None:
+            self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self.channel is not None and not self.core.closed:
+                self.quit()
+        except (OSError, MailprotoError):
+            pass
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close the connection (without saying goodbye: use ``quit`` for that)."""
+        channel, self.channel = self.channel, None
+        if channel is not None:
+            if not self.core.closed:
+                self.core.connection_lost("connection closed by the client")
+            channel.close()
+
+    def _context(self) -> ssl.SSLContext:
+        """The given context; or no verification when asked; or the system's CAs, or ``cafile``
+        (the lab's self-signed certificate is ``<data>/.tls/cert.pem``)."""
+        if self.ssl_context is not None:
+            return self.ssl_context
+        if not self.verify:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            return ctx
+        return ssl.create_default_context(cafile=self.cafile)
+
+    def _handshake(self, context: ssl.SSLContext | None = None) -> None:
+        """The TLS handshake after STARTTLS/STLS, then the core starts over."""
+        assert self.channel is not None
+        try:
+            self.channel.start_tls(context or self._context(), self.host)
+        except (OSError, ssl.SSLError) as exc:
+            self.core.connection_lost(f"TLS handshake failed: {exc}")
+            channel, self.channel = self.channel, None
+            channel.close()  # half a handshake leaves nothing usable
+            raise
+        self.core.tls_started()

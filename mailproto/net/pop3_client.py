@@ -26,7 +26,7 @@ from .. import auth as sasl
 from ..errors import ConnectionClosed, MailprotoError, RemoteProtocolError
 from ..pop3.client import ClientSession, Response, auth_steps
 from ..transcript import Recorder, Transcript
-from .channel import Channel, SocketChannel
+from .channel import Channel, ChannelClient, SocketChannel
 
 
 # -- exceptions (poplib's error_proto, carrying our Response) -------------------------------
@@ -66,7 +66,7 @@ class POP3ServerDisconnected(POP3Exception, ConnectionClosed):
 
 
 # -- the client ----------------------------------------------------------------------------
-class POP3Client:
+class POP3Client(ChannelClient):
     """One POP3 connection.  ``with POP3Client(host, port) as client:`` connects (reading the
     greeting) and quits at the end; without ``with``, call :meth:`connect` first."""
 
@@ -114,20 +114,6 @@ class POP3Client:
         """The greeting (poplib's name)."""
         return self.core.greeting
 
-    def __enter__(self) -> POP3Client:
-        if self.channel is None:
-            self.connect()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            if self.channel is not None and not self.core.closed:
-                self.quit()
-        except (OSError, MailprotoError):
-            pass
-        finally:
-            self.close()
-
     def connect(self, host: str | None = None, port: int | None = None) -> Response:
         """Open the connection and return the greeting (RFC 1939 §4)."""
         self.close()
@@ -141,14 +127,6 @@ class POP3Client:
         else:
             self.channel = SocketChannel.connect(self.host, self.port, self.timeout)
         return self._read("the greeting")[0]
-
-    def close(self) -> None:
-        """Close the connection (without QUIT: use :meth:`quit`, or nothing is deleted)."""
-        channel, self.channel = self.channel, None
-        if channel is not None:
-            if not self.core.closed:
-                self.core.connection_lost("connection closed by the client")
-            channel.close()
 
     def _send(self, data: bytes) -> None:
         if self.channel is None:
@@ -227,27 +205,6 @@ class POP3Client:
             return ""
         step = lines[-1 - skip]
         return f"S: {step.text.splitlines()[0] if step.text else ''}"
-
-    def _handshake(self, context: ssl.SSLContext | None = None) -> None:
-        assert self.channel is not None
-        try:
-            self.channel.start_tls(context or self._context(), self.host)
-        except (OSError, ssl.SSLError) as exc:
-            self.core.connection_lost(f"TLS handshake failed: {exc}")
-            channel, self.channel = self.channel, None
-            channel.close()  # half a handshake leaves nothing usable
-            raise
-        self.core.tls_started()
-
-    def _context(self) -> ssl.SSLContext:
-        if self.ssl_context is not None:
-            return self.ssl_context
-        if not self.verify:
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            return ctx
-        return ssl.create_default_context(cafile=self.cafile)
 
     # -- raw lines and single commands ------------------------------------------------------
     def send_line(self, raw: str | bytes) -> list[Response]:

@@ -28,7 +28,7 @@ from ..errors import ConnectionClosed, MailprotoError
 from ..smtp.client import ClientSession, auth_steps, format_data
 from ..smtp.wire import Reply
 from ..transcript import Recorder, Transcript
-from .channel import Channel, SocketChannel
+from .channel import Channel, ChannelClient, SocketChannel
 
 #: What login() tries, strongest first, as smtplib does (CRAM-MD5 keeps the password off the wire).
 PREFERRED_MECHANISMS = ("CRAM-MD5", "PLAIN", "LOGIN")
@@ -99,7 +99,7 @@ class SMTPServerDisconnected(SMTPException, ConnectionClosed):
 
 
 # -- the client ----------------------------------------------------------------------------
-class SMTPClient:
+class SMTPClient(ChannelClient):
     """One SMTP connection.  ``with SMTPClient(host, port) as client:`` connects (reading the
     greeting) and quits at the end; without ``with``, call :meth:`connect` first."""
 
@@ -143,20 +143,6 @@ class SMTPClient:
     def has_extn(self, name: str) -> bool:
         return self.core.has_extn(name)
 
-    def __enter__(self) -> SMTPClient:
-        if self.channel is None:
-            self.connect()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            if self.channel is not None and not self.core.closed:
-                self.quit()
-        except (OSError, MailprotoError):
-            pass
-        finally:
-            self.close()
-
     def connect(self, host: str | None = None, port: int | None = None) -> Reply:
         """Open the connection and return the greeting (RFC 5321 §3.1)."""
         self.close()
@@ -174,14 +160,6 @@ class SMTPClient:
             sock = getattr(self.channel, "sock", None)
             self.local_hostname = f"[{sock.getsockname()[0] if sock else '127.0.0.1'}]"
         return self._read("the greeting")[0]
-
-    def close(self) -> None:
-        """Close the socket (without QUIT: use :meth:`quit` to say goodbye)."""
-        channel, self.channel = self.channel, None
-        if channel is not None:
-            if not self.core.closed:
-                self.core.connection_lost("connection closed by the client")
-            channel.close()
 
     def _send(self, make: Callable[..., bytes], *args: Any) -> None:
         """Have the core format a line (``make(*args)``) and send it."""
@@ -256,26 +234,6 @@ class SMTPClient:
             return ""
         step = lines[-1 - skip]
         return f"{step.direction}: {step.text.splitlines()[0] if step.text else ''}"
-
-    def _handshake(self, context: ssl.SSLContext | None = None) -> None:
-        assert self.channel is not None
-        try:
-            self.channel.start_tls(context or self._context(), self.host)
-        except (OSError, ssl.SSLError) as exc:
-            self.core.connection_lost(f"TLS handshake failed: {exc}")
-            self.channel = None  # start_tls closed it: half a handshake leaves nothing usable
-            raise
-        self.core.tls_started()
-
-    def _context(self) -> ssl.SSLContext:
-        if self.ssl_context is not None:
-            return self.ssl_context
-        if not self.verify:
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            return ctx
-        return ssl.create_default_context(cafile=self.cafile)
 
     # -- raw lines and single commands --------------------------------------------------------
     def send_line(self, raw: str | bytes) -> list[Reply]:
