@@ -24,7 +24,7 @@ from typing import Any
 from .. import auth
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..transcript import CLIENT, EVENT, SERVER, StepSink
-from .states import AUTH_DONE, END_OF_DATA, TABLE, TIMEOUT, State
+from .states import AUTH_DONE, CLOSE, END_OF_DATA, TABLE, TIMEOUT, State
 from .wire import CRLF, Reply, parse_command
 
 #: A reply line longer than this is not SMTP (§4.5.3.1.5 says 512); it guards our memory only.
@@ -367,7 +367,7 @@ class ClientSession:
         if not self.closed:
             self._event(why, "closed")
         self._close()
-        self.state = State.CLOSED
+        self.state = _next(self.state, CLOSE) or State.CLOSED  # the table's "connection ends"
 
     # -- recording --------------------------------------------------------------------------
     def _step(self, direction: str, kind: str, raw: bytes, parsed: dict[str, Any],

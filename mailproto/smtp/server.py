@@ -180,7 +180,7 @@ class ServerSession:
         """The transport finished the TLS handshake: start over (RFC 3207 §4.2)."""
         self.tls_requested = False
         self.tls = True
-        self.state = State.CONNECTED
+        # Already CONNECTED by the table's STARTTLS row; everything learnt before is forgotten.
         self.helo = None
         self.esmtp = False
         self.user = None
