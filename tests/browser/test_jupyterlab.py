@@ -117,8 +117,10 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     prepare_notebook(SMOKE, root / SMOKE_PATH)
     prepare_notebook(SMOKE, root / SABOTAGED_PATH, (SABOTAGE,))
     prepare_notebook(SMOKE, root / NO_FRONTEND_PATH)
+    # This module's notebooks only: other tests in the session may use a fixture named "lab".
     order = [item.callspec.params["path"] for item in request.session.items
-             if "lab" in getattr(item, "fixturenames", ()) and hasattr(item, "callspec")]
+             if "lab" in getattr(item, "fixturenames", ()) and hasattr(item, "callspec")
+             and "path" in item.callspec.params and item.path == request.path]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with lab_and_browser(root, base / "home", chromium) as (server, browser):
         lab = Lab(server, browser, broken, order)
