@@ -518,6 +518,10 @@ class NotebookPage:
         while time.monotonic() < deadline:
             time.sleep(0.25)
             started = self.page.evaluate("() => window.__mailproto.runAllResult")
+            if started is None:  # the page reloaded after autoRun was set: ask again
+                self.wait_for_idle_kernel(60)
+                self.js("runAll", self.path)
+                continue
             if started.startswith("error"):
                 raise AssertionError(f"{self.path}: run all: {started}\n"
                                      + self.server.log_tail())
