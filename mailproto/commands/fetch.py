@@ -10,15 +10,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import host_port
+
 if TYPE_CHECKING:
     from ..net.pop3_client import POP3Client
-
-
-def _server(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected host:port, got {text!r}")
-    return host.strip("[]"), int(port)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                        description="Fetch every message of a maildrop over POP3 (RFC 1939), one "
                        "command at a time, recording every line both ways. Fetched messages "
                        "are deleted on the server (DELE, then QUIT) unless --keep is given.")
-    p.add_argument("--server", type=_server, default=("127.0.0.1", 1110), metavar="HOST:PORT",
+    p.add_argument("--server", type=host_port, default=("127.0.0.1", 1110), metavar="HOST:PORT",
                    help="the POP3 server (default 127.0.0.1:1110, as `mailproto serve`)")
     p.add_argument("--user", required=True, help="the account name")
     secret = p.add_mutually_exclusive_group(required=True)

@@ -10,15 +10,10 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import host_port
+
 if TYPE_CHECKING:
     from ..net.smtp_client import SMTPClient
-
-
-def _server(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected host:port, got {text!r}")
-    return host.strip("[]"), int(port)
 
 
 def _credentials(text: str) -> tuple[str, str]:
@@ -41,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="the envelope sender (MAIL FROM), also the From: of a built message")
     p.add_argument("--to", dest="recipients", action="append", required=True,
                    metavar="ADDRESS", help="a recipient (RCPT TO); repeatable")
-    p.add_argument("--server", type=_server, default=("127.0.0.1", 2525), metavar="HOST:PORT",
+    p.add_argument("--server", type=host_port, default=("127.0.0.1", 2525), metavar="HOST:PORT",
                    help="the SMTP server (default 127.0.0.1:2525, as `mailproto serve`)")
     p.add_argument("--helo", metavar="NAME", help="the name to give in EHLO "
                    "(default: our address, as [127.0.0.1])")

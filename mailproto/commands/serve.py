@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..smtp.faults import FAULTS
+from . import host_port
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,9 +41,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="wait this long before answering a failed login")
     p.add_argument("--fsync", action="store_true", help="fsync each message before 250")
     relay = p.add_argument_group("relay", "where mail for other domains goes (no DNS here)")
-    relay.add_argument("--route", action="append", default=[], metavar="DOMAIN=HOST:PORT",
+    relay.add_argument("--route", type=route, action="append", default=[],
+                       metavar="DOMAIN=HOST:PORT",
                        help="deliver mail for DOMAIN to HOST:PORT (repeatable)")
-    relay.add_argument("--smarthost", metavar="HOST:PORT", help="deliver all other mail there")
+    relay.add_argument("--smarthost", type=host_port, metavar="HOST:PORT",
+                       help="deliver all other mail there")
     relay.add_argument("--relay-domain", action="append", default=[], metavar="DOMAIN",
                        help="accept mail for DOMAIN from anyone and relay it (repeatable)")
     relay.add_argument("--retry-base", type=float, default=5.0, metavar="SECONDS",
@@ -54,23 +57,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(func=run)
 
 
-def host_port(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return host.strip("[]"), int(port)
+
+def route(text: str) -> tuple[str, tuple[str, int]]:
+    """``--route DOMAIN=HOST:PORT``, checked when the command line is read."""
+    domain, eq, target = text.partition("=")
+    if not eq or not domain:
+        raise argparse.ArgumentTypeError(f"expected DOMAIN=HOST:PORT, got {text!r}")
+    return domain.lower(), host_port(target)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..net.server import ServeOptions
     from ..net.server import run as serve
 
-    routes = {}
-    for spec in args.route:
-        domain, eq, target = spec.partition("=")
-        if not eq:
-            raise SystemExit(f"mailproto serve: --route wants DOMAIN=HOST:PORT, got {spec!r}")
-        routes[domain.lower()] = host_port(target)
     options = ServeOptions(
         host=args.host,
         smtp_port=None if args.smtp_port < 0 else args.smtp_port,
@@ -82,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         require_tls_for_auth=args.require_tls_for_auth, enable_vrfy=args.enable_vrfy,
         demo=args.demo, max_connections=args.max_connections,
         auth_failure_delay=args.auth_failure_delay, fsync=args.fsync,
-        routes=routes, smarthost=host_port(args.smarthost) if args.smarthost else None,
+        routes=dict(args.route), smarthost=args.smarthost,
         relay_domains=args.relay_domain, retry_base=args.retry_base,
         queue_lifetime=args.queue_lifetime, fault=args.fault)
     return serve(options)

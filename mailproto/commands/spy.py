@@ -7,7 +7,7 @@ import asyncio
 import signal
 from pathlib import Path
 
-from .serve import host_port
+from . import host_port
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
