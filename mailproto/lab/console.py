@@ -7,11 +7,15 @@ written later.  Everything shown is rendered from the transcript (DESIGN.md prop
 
 Keys: ipywidgets cannot catch ↑/↓ in a text box, so history has its own ↑ and ↓ buttons; Enter
 (or the Send button) sends the line.  The box syncs as you type (``continuous_update``), because
-the browser sends its "Enter" message before a non-continuous box would sync its value.
+the browser sends its "Enter" message before a non-continuous box would sync its value.  Even so,
+the front end holds back a value update while the kernel has not answered the previous one, but
+sends "Enter" at once: a fast typist on a busy kernel would send a stale (often empty) line.  So
+Enter is acted on a moment later (:data:`ENTER_DELAY`), after the held-back update has arrived.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from html import escape
 from typing import Any
@@ -27,6 +31,9 @@ from .statepath import state_path, table_for
 from .stepper import renderer_for
 from .transcript_html import render_transcript
 from .views import inline_svg
+
+#: Seconds between the front end's "Enter" and reading the box (see the module docstring).
+ENTER_DELAY = 0.25
 
 
 class Console(widgets.VBox):
@@ -73,8 +80,14 @@ class Console(widgets.VBox):
 
     # -- input ------------------------------------------------------------------------------
     def _on_text_msg(self, _widget: Any, content: dict[str, Any], _buffers: Any) -> None:
-        if content.get("event") == "submit":  # the front end sends this on Enter
-            self.submit()
+        if content.get("event") != "submit":  # the front end sends this on Enter
+            return
+        try:
+            loop = asyncio.get_running_loop()  # the kernel's: value updates still to come
+        except RuntimeError:
+            self.submit()  # no event loop (a test, a script): nothing can arrive later
+            return
+        loop.call_later(ENTER_DELAY, self.submit)
 
     def submit(self, line: str | None = None) -> None:
         """Send ``line`` (default: what is in the box), then refresh the views."""

@@ -74,3 +74,25 @@ def test_connection_closed_error_is_reported(tmp_path: Path) -> None:
     c.submit("NOOP")
     assert c.closed and "connection reset by peer" in c.status.value
     assert "text/html" in c._repr_mimebundle_()
+
+
+def test_enter_in_a_kernel_waits_for_the_held_back_value(tmp_path: Path) -> None:
+    """The front end sends "Enter" at once but may hold the box's last value update until the
+    kernel has answered the previous one: Enter must read the box after that update."""
+    import asyncio
+
+    from mailproto.lab import console as console_module
+
+    c, _ = console(tmp_path)
+    c.send_line("EHLO me")
+
+    async def scenario() -> None:
+        c.text.value = "NO"  # synced so far
+        c._on_text_msg(c.text, {"event": "submit"}, [])  # Enter, before the last update
+        await asyncio.sleep(0.01)
+        c.text.value = "NOOP"  # the held-back update arrives
+        await asyncio.sleep(console_module.ENTER_DELAY + 0.1)
+
+    asyncio.run(scenario())
+    assert "NOOP" in c.transcript_html.value
+    assert ">NO<" not in c.transcript_html.value  # the stale line was not sent
