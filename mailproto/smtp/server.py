@@ -12,22 +12,28 @@ A transport (``mailproto.net``) or the in-memory pair drives it::
     if session.closed: close the connection
 
 Every transition goes through :data:`mailproto.smtp.states.TABLE`; ordinary failures are replies.
+
+This module holds the session and its command dispatch.  The configuration and the envelope are
+in :mod:`.config` (and still importable from here: ``ServerConfig``, ``Envelope``, ``Spool``,
+``MailStore``), the DATA phase (content, dot-unstuffing, trace headers) in :mod:`.data`, who an
+address reaches (RCPT, VRFY, EXPN) in :mod:`.mailboxes`, and what EHLO and HELP offer in
+:mod:`.extensions`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from email.utils import format_datetime
-from typing import Any, Protocol
+from typing import Any
 
 from .. import auth
-from ..store import Users
 from ..transcript import CLIENT, SERVER, StepSink
 from . import replies as R
-from .states import AUTH_DONE, CLOSE, END_OF_DATA, TABLE, TIMEOUT, State
+from .config import Envelope, MailStore, ServerConfig, Spool
+from .data import DataPhase
+from .extensions import ESMTP_PARAMS, HELP, auth_mechanisms, ehlo_lines
+from .mailboxes import expn_reply, local_targets, vrfy_reply
+from .states import AUTH_DONE, CLOSE, TABLE, TIMEOUT, State
 from .wire import (
     MAX_AUTH_LINE,
     MAX_COMMAND_LINE,
@@ -40,79 +46,7 @@ from .wire import (
 )
 
 
-class Spool(Protocol):
-    """Where a message goes while it arrives (see ``store.SpoolFile``)."""
-
-    size: int
-
-    def write(self, data: bytes) -> None: ...
-    def commit(self, users: list[str], outbox_envelope: tuple[str, list[str]] | None = None
-               ) -> Any: ...
-    def abort(self) -> None: ...
-
-
-class MailStore(Protocol):
-    users: Users
-
-    def open_spool(self) -> Spool: ...
-
-
-@dataclass
-class ServerConfig:
-    """Policy and limits.  Defaults follow Postfix where the RFCs leave a choice."""
-
-    hostname: str = "mail.test"
-    domains: tuple[str, ...] = ("local.test",)
-    max_message_size: int = 10_240_000  # Postfix message_size_limit
-    max_recipients: int = 100  # RFC 5321 §4.5.3.1.8: at least 100
-    #: Other domains we accept mail for from anyone, to relay on (Postfix ``relay_domains``).
-    relay_domains: tuple[str, ...] = ()
-    enable_vrfy: bool = False  # VRFY and EXPN (RFC 5321 §7.3)
-    starttls: bool = False  # the transport can do TLS
-    #: Offer PLAIN/LOGIN (and USER/PASS) before TLS.  The transport sets it for loopback.
-    allow_plaintext_auth: bool = True
-    #: No AUTH at all before TLS (538 Encryption required), RFC 4954 §4.
-    require_tls_for_auth: bool = False
-    hard_error_limit: int = 20  # Postfix smtpd_hard_error_limit
-    max_auth_failures: int = 3
-    auth_failure_delay: float = 1.0  # seconds; the transport waits this long before the 535
-    software: str = "mailproto"
-
-    def is_local_domain(self, domain: str) -> bool:
-        return domain == "" or domain in self.domains or domain == self.hostname.lower()
-
-
-@dataclass
-class Envelope:
-    """The current mail transaction (RFC 5321 §3.3)."""
-
-    sender: str | None = None
-    smtputf8: bool = False
-    local_users: list[str] = field(default_factory=list)
-    remote: list[str] = field(default_factory=list)
-    recipients: list[str] = field(default_factory=list)  # as given, for Received: and traces
-    rcpt_attempts: int = 0
-
-
-_ESMTP_PARAMS = {"SIZE", "BODY", "SMTPUTF8", "AUTH"}
-_HELP = {
-    "HELO": "HELO <hostname>: identify yourself (RFC 5321 4.1.1.1)",
-    "EHLO": "EHLO <hostname>: identify yourself and ask for extensions (RFC 5321 4.1.1.1)",
-    "MAIL": "MAIL FROM:<sender> [SIZE=n] [BODY=8BITMIME] [SMTPUTF8] (RFC 5321 4.1.1.2)",
-    "RCPT": "RCPT TO:<recipient>, once per recipient (RFC 5321 4.1.1.3)",
-    "DATA": "DATA, then the message, ended by a line with a single dot (RFC 5321 4.1.1.4)",
-    "RSET": "RSET: abort the current transaction (RFC 5321 4.1.1.5)",
-    "VRFY": "VRFY <user>: verify a mailbox, usually disabled (RFC 5321 4.1.1.6, 7.3)",
-    "EXPN": "EXPN <list>: expand a mailing list, usually disabled (RFC 5321 4.1.1.7, 7.3)",
-    "HELP": "HELP [command]: this text (RFC 5321 4.1.1.8)",
-    "NOOP": "NOOP: do nothing, answer 250 (RFC 5321 4.1.1.9)",
-    "QUIT": "QUIT: close the session (RFC 5321 4.1.1.10)",
-    "AUTH": "AUTH <mechanism> [initial-response]: authenticate (RFC 4954)",
-    "STARTTLS": "STARTTLS: switch to TLS (RFC 3207)",
-}
-
-
-class ServerSession:
+class ServerSession(DataPhase):
     """One SMTP session, sans-I/O.  See the module docstring for the driving loop."""
 
     def __init__(self, config: ServerConfig, store: MailStore, peer_ip: str = "127.0.0.1",
@@ -340,26 +274,9 @@ class ServerSession:
         if not esmtp:
             self._reply(Reply.of(250, host), before)
             return
-        lines = [f"{host} Hello {cmd.arg} [{self.peer_ip}]", "PIPELINING",
-                 f"SIZE {self.config.max_message_size}"]
-        if self.config.enable_vrfy:
-            lines.append("VRFY")
-        lines += ["8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8"]
-        mechs = self._mechanisms()
-        if mechs and self.user is None:
-            lines.append("AUTH " + " ".join(mechs))
-        if self.config.starttls and not self.tls:
-            lines.append("STARTTLS")
-        lines.append("HELP")
+        lines = ehlo_lines(self.config, cmd.arg, self.peer_ip, tls=self.tls,
+                           authenticated=self.user is not None)
         self._reply(Reply(250, tuple(lines)), before)
-
-    def _mechanisms(self) -> list[str]:
-        """What AUTH offers now (RFC 4954 §4, RFC 3207 §6 on plaintext before TLS)."""
-        if self.config.require_tls_for_auth and not self.tls:
-            return []
-        if self.tls or self.config.allow_plaintext_auth:
-            return list(auth.MECHANISMS)
-        return [m for m in auth.MECHANISMS if m not in auth.PLAINTEXT_MECHANISMS]
 
     def _do_MAIL(self, cmd: Command, before: State) -> None:
         try:
@@ -368,7 +285,7 @@ class ServerSession:
             self._reply(R.path_error(str(exc), "MAIL FROM", sender=True), before)
             return
         params = path.params
-        bad = [k for k in params if k not in _ESMTP_PARAMS] if self.esmtp else list(params)
+        bad = [k for k in params if k not in ESMTP_PARAMS] if self.esmtp else list(params)
         if bad:
             self._reply(Reply.of(555, f"5.5.4 Unsupported option: {bad[0]}"), before)
             return
@@ -420,7 +337,7 @@ class ServerSession:
             return
         local, domain = split_address(address)
         if self.config.is_local_domain(domain) or (local.lower() == "postmaster" and not domain):
-            targets = self._local_targets(local)
+            targets = local_targets(self.store.users, self.config, local)
             if targets is None:
                 self._reply(R.user_unknown(address), before)
                 return
@@ -435,27 +352,6 @@ class ServerSession:
         env.recipients.append(address)
         self._go("RCPT")
         self._reply(R.RCPT_OK, before)
-
-    def _local_targets(self, local: str) -> list[str] | None:
-        """Mailboxes (user names) or remote addresses that mail to ``local`` reaches."""
-        users: Users = self.store.users
-        canon = users.canonical(local)
-        if canon is not None:
-            return [canon]
-        if users.is_list(local):
-            out = []
-            for member in users.expand(local):
-                m_local, m_domain = split_address(member)
-                if self.config.is_local_domain(m_domain):
-                    canon = users.canonical(m_local)
-                    if canon is not None:
-                        out.append(canon)
-                else:
-                    out.append(member)
-            return out
-        if local.lower() == "postmaster":  # RFC 5321 §4.5.1: always accepted
-            return ["postmaster"]
-        return None
 
     def _do_DATA(self, cmd: Command, before: State) -> None:
         if cmd.arg:
@@ -474,25 +370,6 @@ class ServerSession:
         self._go("DATA")
         self._reply(R.START_DATA, before)
         self._write_data(self._trace_headers())
-
-    def _trace_headers(self) -> bytes:
-        """``Return-Path:`` and ``Received:`` (RFC 5321 §4.4), LF-ended as stored."""
-        env = self.envelope
-        proto = ("UTF8SMTP" if env.smtputf8 else "ESMTP") if self.esmtp else "SMTP"
-        if self.esmtp and self.tls:
-            proto += "S"
-        if self.esmtp and self.user is not None:
-            proto += "A"
-        date = format_datetime(datetime.fromtimestamp(self.clock(), timezone.utc))
-        helo = self.helo or "unknown"
-        received = (f"Received: from {helo} ([{self.peer_ip}])\n"
-                    f"\tby {self.config.hostname} ({self.config.software}) with {proto}"
-                    f" id {self._queue_id}\n")
-        if len(env.recipients) == 1:
-            received += f"\tfor <{env.recipients[0]}>; {date}\n"
-        else:
-            received += f"\t; {date}\n"
-        return f"Return-Path: <{env.sender}>\n{received}".encode()
 
     def _do_RSET(self, cmd: Command, before: State) -> None:
         if cmd.arg:
@@ -515,67 +392,23 @@ class ServerSession:
         self._go("HELP")
         topic = cmd.arg.upper()
         if topic:
-            text = _HELP.get(topic)
+            text = HELP.get(topic)
             if text is None:
                 self._reply(Reply.of(504, f"5.5.1 HELP topic unknown: {topic[:40]}"), before)
             else:
                 self._reply(Reply.of(214, f"2.0.0 {text}"), before)
             return
         lines = ("2.0.0 This is mailproto, a teaching mail server. Commands:",
-                 "2.0.0 " + " ".join(_HELP), "2.0.0 HELP <command> explains one. End of HELP")
+                 "2.0.0 " + " ".join(HELP), "2.0.0 HELP <command> explains one. End of HELP")
         self._reply(Reply(214, lines), before)
 
     def _do_VRFY(self, cmd: Command, before: State) -> None:
         self._go("VRFY")
-        if not cmd.arg:
-            self._reply(Reply.of(501, "5.5.4 Syntax: VRFY address"), before)
-            return
-        if not self.config.enable_vrfy:
-            self._reply(R.CANNOT_VRFY, before)
-            return
-        local, domain = self._mailbox_arg(cmd.arg)
-        users = self.store.users
-        if domain and not self.config.is_local_domain(domain):
-            self._reply(R.CANNOT_VRFY, before)
-        elif users.canonical(local):
-            self._reply(Reply.of(250, f"2.1.5 <{users.canonical(local)}@{self._domain}>"), before)
-        elif users.is_list(local):
-            self._reply(Reply.of(550, "5.1.1 That is a mailing list, not a user (try EXPN)"),
-                        before)
-        elif local.lower() == "postmaster":  # RFC 5321 §4.5.1: always accepted at RCPT
-            self._reply(Reply.of(250, f"2.1.5 <postmaster@{self._domain}>"), before)
-        else:
-            self._reply(Reply.of(550, f"5.1.1 <{cmd.arg[:100]}>: User unknown"), before)
+        self._reply(vrfy_reply(cmd.arg, self.config, self.store.users), before)
 
     def _do_EXPN(self, cmd: Command, before: State) -> None:
         self._go("EXPN")
-        if not self.config.enable_vrfy:  # RFC 5321 §3.5.2, §7.3: 502 when not offered
-            self._reply(Reply.of(502, "5.5.1 EXPN command is disabled"), before)
-            return
-        if not cmd.arg:
-            self._reply(Reply.of(501, "5.5.4 Syntax: EXPN list"), before)
-            return
-        local, _ = self._mailbox_arg(cmd.arg)
-        users = self.store.users
-        if users.is_list(local):
-            members = [m if "@" in m else f"{m}@{self._domain}" for m in users.expand(local)]
-            lines = tuple(f"2.1.5 <{m}>" for m in members) or ("2.1.5 (the list is empty)",)
-            self._reply(Reply(250, lines), before)
-        elif users.canonical(local):
-            self._reply(Reply.of(550, "5.1.1 That is a user name, not a mailing list"), before)
-        else:
-            self._reply(Reply.of(550, f"5.1.1 <{cmd.arg[:100]}>: No such list"), before)
-
-    @property
-    def _domain(self) -> str:
-        return self.config.domains[0] if self.config.domains else self.config.hostname
-
-    @staticmethod
-    def _mailbox_arg(arg: str) -> tuple[str, str]:
-        text = arg.strip()
-        if "<" in text and text.endswith(">"):
-            text = text[text.rindex("<") + 1 : -1]
-        return split_address(text)
+        self._reply(expn_reply(cmd.arg, self.config, self.store.users), before)
 
     # -- AUTH (RFC 4954) -------------------------------------------------------------------
     def _do_AUTH(self, cmd: Command, before: State) -> None:
@@ -593,7 +426,7 @@ class ServerSession:
         if mech not in auth.MECHANISMS:
             self._reply(Reply.of(504, "5.5.4 Unrecognized authentication type"), before)
             return
-        if mech not in self._mechanisms():
+        if mech not in auth_mechanisms(self.config, self.tls):
             self._reply(Reply.of(538, "5.7.11 Encryption required for requested authentication "
                                  "mechanism"), before)
             return
@@ -646,97 +479,7 @@ class ServerSession:
             self.tls_requested = True
             self._reply(Reply.of(220, "2.0.0 Ready to start TLS"), before)
 
-    # -- DATA content (RFC 5321 §4.1.1.4, §4.5.2) ------------------------------------------
-    def _read_data(self) -> bool:
-        """Consume message content; True when the end of data was reached.
-
-        Only CRLF "." CRLF ends the message: ``\\n.\\n``, ``\\r\\n.\\n`` and the other SMTP
-        smuggling endings are content.  A bare LF still ends a *content* line (Postfix's
-        ``smtpd_forbid_bare_newline = normalize``): it is stored as the LF it already is.
-        """
-        buf = self._buf
-        if self._line_start and self._after_crlf and buf[:3] == b".\r\n":
-            end = 0
-        else:
-            end = buf.find(b"\r\n.\r\n")
-            if end >= 0:
-                end += 2
-        if end >= 0:
-            self._content(bytes(buf[:end]))
-            del buf[: end + 3]
-            self._end_of_data()
-            return True
-        # No terminator yet: take everything but what could still become one.  Only a short
-        # start of a line (".", ".\r") and a trailing CR are kept: each byte is looked at a
-        # bounded number of times, however the client splits its writes (a partial line kept
-        # here would be scanned again on every receive: quadratic for a byte-at-a-time sender).
-        cut = buf.rfind(b"\n") + 1
-        partial = len(buf) - cut
-        if partial and (partial >= 3 or (cut == 0 and not self._line_start)):
-            cut = len(buf) - 1 if buf[-1:] == b"\r" else len(buf)
-        if cut:
-            self._content(bytes(buf[:cut]))
-            del buf[:cut]
-        return False
-
-    def _content(self, chunk: bytes) -> None:
-        if not chunk:
-            return
-        self._data_size += len(chunk)
-        if self._data_trace is not None and len(self._data_trace) < 65536:
-            self._data_trace += chunk[: 65536 - len(self._data_trace)]
-        if self._line_start and chunk[:1] == b".":
-            chunk = chunk[1:]  # §4.5.2: remove the stuffed dot
-        ends_line = chunk.endswith(b"\n")
-        self._after_crlf = chunk.endswith(b"\r\n") or (not chunk and self._after_crlf)
-        self._line_start = ends_line or (not chunk and self._line_start)
-        if self._data_size > self.config.max_message_size:
-            if self._data_failed is None:
-                self._data_failed = R.MESSAGE_TOO_BIG
-                self._drop_spool()
-            return
-        if self._data_failed is None:
-            self._write_data(chunk.replace(b"\n.", b"\n").replace(b"\r\n", b"\n"))
-
-    def _write_data(self, data: bytes) -> None:
-        if self._spool is None or self._data_failed is not None:
-            return
-        try:
-            self._spool.write(data)
-        except OSError:
-            self._data_failed = R.INSUFFICIENT_STORAGE
-            self._drop_spool()
-
-    def _drop_spool(self) -> None:
-        if self._spool is not None:
-            try:
-                self._spool.abort()
-            except OSError:
-                pass
-            self._spool = None
-
+    # -- DATA content: see .data.DataPhase ------------------------------------------------
     def _abort_data(self) -> None:
         self._drop_spool()
         self._sasl = None
-
-    def _end_of_data(self) -> None:
-        before = self.state
-        if self.on_step:
-            self.on_step(CLIENT, "data", bytes(self._data_trace or b"") + b".\r\n",
-                         {"size": self._data_size}, before.name, before.name)
-        self._data_trace = None
-        env = self.envelope
-        reply = self._data_failed
-        if reply is None and self._spool is not None:
-            try:
-                outbox = (env.sender or "", env.remote) if env.remote else None
-                self._spool.commit(env.local_users, outbox)
-                reply = Reply.of(250, f"2.0.0 Ok: queued as {self._queue_id}")
-                self.messages += 1
-                self._spool = None
-            except OSError:
-                reply = R.INSUFFICIENT_STORAGE  # and the spool is aborted just below
-        self._drop_spool()
-        self.envelope = Envelope()
-        self._go(END_OF_DATA)
-        self._reply(reply or R.INSUFFICIENT_STORAGE, before)
