@@ -230,3 +230,26 @@ def test_enospc_on_the_second_mailbox_delivers_to_none(tmp_path, monkeypatch):
     out += session.receive(envelope("s@remote.test", "alice", "bob") + b"x\r\n.\r\n")
     assert out == envelope_replies(2) + INSUFFICIENT
     assert snapshot(tmp_path) == {}
+
+
+# -- durability (RFC 5321 §6.1) -------------------------------------------------------------------
+def test_fsync_store_syncs_the_message_before_it_is_placed(tmp_path, monkeypatch):
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    store = Store(tmp_path, Users.parse("alice:x\n"), fsync=True)
+    spool = store.open_spool()
+    spool.write(b"Subject: kept\n\nbody\n")
+    assert synced == []  # not before the whole message is there
+    paths = spool.commit(["alice"])
+    assert len(synced) == 1 and paths[0].read_bytes() == b"Subject: kept\n\nbody\n"
+
+
+def test_serve_fsyncs_by_default_and_no_fsync_turns_it_off():
+    from mailproto.cli import build_parser
+    from mailproto.net.server import ServeOptions
+
+    parser = build_parser("serve")
+    assert parser.parse_args(["serve"]).fsync is True
+    assert parser.parse_args(["serve", "--no-fsync"]).fsync is False
+    assert ServeOptions().fsync is True

@@ -47,7 +47,7 @@ class ServeOptions:
     demo: bool = False
     max_connections: int = 2000
     auth_failure_delay: float = 1.0
-    fsync: bool = False
+    fsync: bool = True  # RFC 5321 §6.1: on disk before the 250, as Postfix does
     #: Relay (see mailproto.net.relay): static routes, a smarthost, domains relayed for anyone.
     routes: dict[str, tuple[str, int]] = field(default_factory=dict)
     smarthost: tuple[str, int] | None = None
