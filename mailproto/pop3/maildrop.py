@@ -7,19 +7,25 @@ derived from its Maildir unique name, which survives sessions (RFC 1939 §7, UID
 RSET unmarks, and only :meth:`Maildrop.update` (QUIT, the UPDATE state, §6) removes files.
 
 Mail delivered while the session runs is not part of the snapshot: it waits for the next one.
+
+Logging in again to an unchanged maildrop is cheap: the listing is kept while new/ and cur/ keep
+their times, a size while its file keeps its own (every file is still looked at, never trusted
+by name).  A small message is read and encoded in one go; a big one streams in chunks.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from ..store import Maildir, MaildropLock
-from .wire import CHUNK, WireEncoder, wire_size
+from .wire import CHUNK, WireEncoder, encode_text, wire_size
 
 #: RFC 1939 §7: a unique-id is 1 to 70 characters in the range 0x21 to 0x7E.
 MAX_UID = 70
@@ -44,6 +50,9 @@ class Message:
     #: Octets on the wire (CRLF line endings), as LIST and STAT count them (RFC 1939 §5).
     size: int
     deleted: bool = False
+    #: Octets of the file when the maildrop was scanned (-1: not known).  A message no bigger
+    #: than :data:`~mailproto.pop3.wire.CHUNK` is read in one go.
+    file_size: int = -1
 
 
 class Maildrop:
@@ -90,12 +99,34 @@ class Maildrop:
             m.deleted = False
 
     # -- message text ------------------------------------------------------------------------
-    def open_message(self, message: Message) -> BinaryIO:
-        """Open the file for reading (before the ``+OK``, so a failure can still be ``-ERR``)."""
-        return open(self._locate(message), "rb")  # noqa: SIM115 - closed by the body generator
+    def text(self, message: Message, lines: int | None = None) -> bytes | MessageText:
+        """The multi-line body of RETR (``lines`` None, RFC 1939 §5) or TOP (§7), terminator
+        included.
 
-    def body(self, file: BinaryIO, lines: int | None = None) -> MessageText:
-        """The multi-line body of RETR (``lines`` None) or TOP (RFC 1939 §7)."""
+        Called before the ``+OK``: if the file cannot be opened (or a small one read), this
+        raises OSError and the answer can still be ``-ERR``.  A message of at most
+        :data:`~mailproto.pop3.wire.CHUNK` octets is read whole and comes back as bytes, ready
+        to send; a bigger one as a :class:`MessageText` that reads and encodes it chunk by
+        chunk, so its size never sits in memory.
+        """
+        fd = self._open(message)
+        try:
+            expected = message.file_size
+            if 0 <= expected <= CHUNK:
+                # One octet more than the scan counted: getting exactly the count means the
+                # file still ends where it did, so the size LIST gave holds.  A file that
+                # changed (Maildir files do not) is read again from the start, in chunks.
+                data = os.read(fd, expected + 1)
+                if len(data) == expected:
+                    os.close(fd)
+                    if lines is not None:
+                        data = b"".join(_head(io.BytesIO(data), lines))
+                    return encode_text(data)
+                os.lseek(fd, 0, os.SEEK_SET)
+            file = open(fd, "rb")  # noqa: SIM115 - closed by MessageText
+        except BaseException:
+            os.close(fd)
+            raise
         return MessageText(file, lines)
 
     # -- UPDATE ------------------------------------------------------------------------------
@@ -106,7 +137,12 @@ class Maildrop:
             if not m.deleted:
                 continue
             try:
-                os.unlink(self._locate(m))
+                try:
+                    os.unlink(m.path)
+                except FileNotFoundError:
+                    moved = self._locate(m)
+                    if moved is not None:
+                        os.unlink(moved)
             except FileNotFoundError:
                 pass  # already gone: what DELE asked for
             except OSError:
@@ -125,11 +161,25 @@ class Maildrop:
     def locked(self) -> bool:
         return self._lock is not None
 
-    def _locate(self, message: Message) -> Path:
-        """The message's file, also after another program moved it from new/ to cur/ (with
-        flags after the ``:``, as Dovecot and mutt do)."""
-        if message.path.exists():
-            return message.path
+    def _open(self, message: Message) -> int:
+        """Open the message's file for reading: where the scan saw it, or where another program
+        moved it since (new/ to cur/, with flags after the ``:``, as Dovecot and mutt do).
+
+        The common case costs one ``open``: the directories are read only when that fails, and
+        the new place is remembered for the next RETR, TOP or UPDATE.
+        """
+        try:
+            return os.open(message.path, os.O_RDONLY)
+        except FileNotFoundError:
+            moved = self._locate(message)
+            if moved is None:
+                raise
+            fd = os.open(moved, os.O_RDONLY)
+            message.path = moved
+            return fd
+
+    def _locate(self, message: Message) -> Path | None:
+        """The file now holding the message's unique name (the part before ``:``), if any."""
         base = message.path.name.partition(":")[0]
         for sub in ("cur", "new"):
             try:
@@ -139,7 +189,7 @@ class Maildrop:
                             return Path(entry.path)
             except FileNotFoundError:
                 continue
-        return message.path
+        return None
 
 
 class MessageText(Iterator[bytes]):
@@ -172,13 +222,53 @@ class MessageText(Iterator[bytes]):
 
 #: Wire sizes by (device, inode, size, mtime): a file that has not changed is not read again.
 _SIZES: dict[tuple[int, int, int, int], int] = {}
+#: Maildir listings by Maildir: the (device, inode, ctime, mtime) of new/ and cur/ when listed,
+#: and the files in arrival order.
+_LISTINGS: dict[str, tuple[tuple[tuple[int, int, int, int], ...], list[Path]]] = {}
+#: A directory changed less than this long ago (ns) is listed again each time: a second change
+#: within the same file-system timestamp tick would leave its times as they were.  Dovecot waits
+#: the same second (MAILDIR_SYNC_SECS) before it trusts a Maildir's directory times.
+SETTLE_NS = 1_000_000_000
+#: Paths kept in all the listings together, at most (a forgotten listing is only read again).
+MAX_LISTED = 200_000
+
+
+def _listing(maildir: Maildir) -> list[Path]:
+    """``maildir.message_paths()``, listed again only when new/ or cur/ changed.
+
+    Adding, removing or renaming a file in a directory changes the directory's ctime and mtime,
+    and nothing sets a ctime back, so unchanged times mean the same files (a file's own changes
+    are caught by :func:`_scan`, which still stats every file).
+    """
+    try:
+        stamps = tuple(_stamp(os.path.join(maildir.path, sub)) for sub in ("new", "cur"))
+    except OSError:
+        return maildir.message_paths()
+    key = os.fspath(maildir.path)
+    known = _LISTINGS.get(key)
+    if known is not None and known[0] == stamps:
+        return known[1]
+    _LISTINGS.pop(key, None)
+    paths = maildir.message_paths()
+    if time.time_ns() - max(s[2] for s in stamps) >= SETTLE_NS:
+        if sum(len(kept) for _, kept in _LISTINGS.values()) + len(paths) > MAX_LISTED:
+            _LISTINGS.clear()
+        if len(paths) <= MAX_LISTED:
+            _LISTINGS[key] = (stamps, paths)
+    return paths
+
+
+def _stamp(directory: str) -> tuple[int, int, int, int]:
+    """What tells a directory's listing apart from an earlier one."""
+    st = os.stat(directory)
+    return st.st_dev, st.st_ino, st.st_ctime_ns, st.st_mtime_ns
 
 
 def _scan(maildir: Maildir) -> list[Message]:
     """Number the messages in arrival order and count their wire sizes, reading each once."""
     messages: list[Message] = []
     seen: set[str] = set()
-    for path in maildir.message_paths():
+    for path in _listing(maildir):
         try:
             st = os.stat(path)
             key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
@@ -194,7 +284,7 @@ def _scan(maildir: Maildir) -> list[Message]:
         if uid in seen:  # the same unique name in new/ and cur/: keep the ids unique
             uid = uid_for(f"{path.parent.name}/{path.name}\0")
         seen.add(uid)
-        messages.append(Message(len(messages) + 1, path, uid, size))
+        messages.append(Message(len(messages) + 1, path, uid, size, file_size=st.st_size))
     return messages
 
 

@@ -14,7 +14,8 @@ store are given to it.  A transport (``mailproto.net``) or the in-memory pair dr
     if session.closed: close the connection
 
 ``receive`` and ``more`` return at most about :data:`OUTPUT_BUDGET` octets of message text at a
-time: RETR and TOP read the file in chunks, so a 100 MB message never sits in memory.  Commands
+time: RETR and TOP read a big file in chunks, so a 100 MB message never sits in memory (a small
+one is read and answered whole).  Commands
 pipelined behind a RETR wait in the input buffer until it is out (RFC 2449 §6.6: responses in
 order).  Every transition goes through :data:`mailproto.pop3.states.TABLE`; ordinary failures are
 ``-ERR`` replies, and no exception escapes ``receive``.
@@ -268,7 +269,17 @@ class ServerSession:
         self.closed = True
         self._release()
 
-    # -- multi-line responses streamed in pieces -------------------------------------------
+    # -- multi-line responses ----------------------------------------------------------------
+    def _send_multiline(self, reply: Reply, body: bytes, before: State) -> None:
+        """A multi-line response whose body (stuffed, terminator included, RFC 1939 §3) is
+        already in memory: out in one piece, traced like a streamed one."""
+        status = reply.status_line()
+        self._emit(status)
+        self._emit(body)
+        if self.on_step:
+            raw = status + body
+            self._trace_multiline(reply, raw[:TRACE_LIMIT], len(raw), True, before)
+
     def _start_stream(self, reply: Reply, body: Body, before: State) -> None:
         status = reply.status_line()
         self._emit(status)
@@ -307,13 +318,20 @@ class ServerSession:
 
     def _trace_stream(self, complete: bool) -> None:
         if self.on_step and self._stream_reply is not None:
-            parsed = _parsed(self._stream_reply)
-            parsed.update(multiline=True, octets=self._stream_octets, complete=complete,
-                          truncated=self._stream_octets > TRACE_LIMIT)
-            self.on_step(SERVER, "reply", bytes(self._stream_trace or b""), parsed,
-                         self._stream_before.name, self.state.name)
+            self._trace_multiline(self._stream_reply, bytes(self._stream_trace or b""),
+                                  self._stream_octets, complete, self._stream_before)
         self._stream_reply = None
         self._stream_trace = None
+
+    def _trace_multiline(self, reply: Reply, raw: bytes, octets: int, complete: bool,
+                         before: State) -> None:
+        """One transcript step for a whole multi-line response: its first
+        :data:`TRACE_LIMIT` octets, and how many there were."""
+        if self.on_step:
+            parsed = _parsed(reply)
+            parsed.update(multiline=True, octets=octets, complete=complete,
+                          truncated=octets > TRACE_LIMIT)
+            self.on_step(SERVER, "reply", raw, parsed, before.name, self.state.name)
 
     # -- command lines ---------------------------------------------------------------------
     def _run(self) -> None:
@@ -338,8 +356,6 @@ class ServerSession:
     def _read_line(self) -> bool:
         buf = self._buf
         nl = buf.find(b"\n")
-        long_ok = self._sasl is not None or buf[:5].upper() == b"AUTH "
-        limit = MAX_AUTH_LINE if long_ok else MAX_COMMAND_LINE
         if self._discarding:
             if nl < 0:
                 buf.clear()
@@ -349,13 +365,13 @@ class ServerSession:
             self._line_too_long()
             return True
         if nl < 0:
-            if len(buf) > limit:
+            if len(buf) > MAX_COMMAND_LINE and len(buf) > self._line_limit():
                 buf.clear()
                 self._discarding = True
             return False
         raw = bytes(buf[: nl + 1])
         del buf[: nl + 1]
-        if nl + 1 > limit:
+        if nl + 1 > MAX_COMMAND_LINE and nl + 1 > self._line_limit(raw):
             self._line_too_long()
             return True
         # A bare LF ends a line too, as in Dovecot: students type with netcat.
@@ -365,6 +381,13 @@ class ServerSession:
         else:
             self._command(parse_command(line), raw)
         return True
+
+    def _line_limit(self, line: bytes | bytearray | None = None) -> int:
+        """The longest line allowed now: RFC 2449 §4's, more generous (as Dovecot), or RFC 5034
+        §4's for AUTH and SASL responses.  ``line``: the line, if not the start of the buffer."""
+        start = (self._buf if line is None else line)[:5]
+        long_ok = self._sasl is not None or start.upper() == b"AUTH "
+        return MAX_AUTH_LINE if long_ok else MAX_COMMAND_LINE
 
     def _line_too_long(self) -> None:
         before = self.state
@@ -635,43 +658,51 @@ class ServerSession:
         self._start_stream(status, _lines(f"{m.number} {value(m)}" for m in live), before)
 
     def _do_RETR(self, cmd: Command, before: State) -> None:
-        if len(cmd.args) != 1:
+        args = cmd.args
+        if len(args) != 1:
             self._error(R.syntax("RETR msg"), before)
             return
-        message = self._message(cmd.args[0], before)
+        message = self._message(args[0], before)
         if message is not None:
             self._send_message(message, None, ok(f"{message.size} octets"), before, "RETR")
 
     def _do_TOP(self, cmd: Command, before: State) -> None:
-        if len(cmd.args) != 2:
+        args = cmd.args
+        if len(args) != 2:
             self._error(R.syntax("TOP msg n"), before)
             return
-        lines = _number(cmd.args[1], allow_zero=True)
+        lines = _number(args[1], allow_zero=True)
         if lines is None:
-            self._error(err(f"Invalid number of lines: {printable(cmd.args[1], 20) or '?'}"),
+            self._error(err(f"Invalid number of lines: {printable(args[1], 20) or '?'}"),
                         before)
             return
-        message = self._message(cmd.args[0], before)
+        message = self._message(args[0], before)
         if message is not None:
             self._send_message(message, lines, ok("top of message follows"), before, "TOP")
 
     def _send_message(self, message: Message, lines: int | None, status: Reply, before: State,
                       verb: str) -> None:
+        """RETR or TOP: the file is opened (a small one read) before the ``+OK``, so a failure
+        is still ``-ERR [SYS/TEMP]`` (RFC 3206 §4)."""
         assert self.maildrop is not None
         try:
-            file = self.maildrop.open_message(message)
+            text = self.maildrop.text(message, lines)
         except OSError as exc:
             self._event(f"cannot open message {message.number}: {exc.strerror or exc}", "error")
             self._reply(err(f"Cannot read message {message.number}", "SYS/TEMP"), before)
             return
         self._go(verb)
-        self._start_stream(status, self.maildrop.body(file, lines), before)
+        if isinstance(text, bytes):
+            self._send_multiline(status, text, before)
+        else:
+            self._start_stream(status, text, before)
 
     def _do_DELE(self, cmd: Command, before: State) -> None:
-        if len(cmd.args) != 1:
+        args = cmd.args
+        if len(args) != 1:
             self._error(R.syntax("DELE msg"), before)
             return
-        message = self._message(cmd.args[0], before)
+        message = self._message(args[0], before)
         if message is not None:
             message.deleted = True  # only marked: UPDATE removes it (RFC 1939 §6)
             self._go("DELE")

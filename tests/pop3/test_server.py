@@ -514,6 +514,27 @@ def test_message_gone_before_retr(tmp_path: Path) -> None:
     assert talk(s, b"RETR 1\r\nNOOP\r\n") == b"-ERR [SYS/TEMP] Cannot read message 1\r\n+OK\r\n"
 
 
+def test_message_that_cannot_be_read_is_sys_temp_before_any_ok(tmp_path: Path) -> None:
+    s, store = session(tmp_path)
+    talk(s, LOGIN)
+    path = store.maildir("alice").path / "new" / NAMES[0]
+    path.unlink()
+    path.mkdir()  # it opens, but a read fails
+    assert talk(s, b"RETR 1\r\nTOP 1 0\r\nNOOP\r\n") == (
+        b"-ERR [SYS/TEMP] Cannot read message 1\r\n" * 2 + b"+OK\r\n")
+    assert s.state is State.TRANSACTION
+
+
+def test_small_messages_go_out_whole_in_one_call(tmp_path: Path) -> None:
+    s, _ = session(tmp_path)
+    talk(s, LOGIN)
+    out = s.receive(b"RETR 1\r\nRETR 2\r\nTOP 3 0\r\n")
+    assert not s.has_more_output
+    assert out == (f"+OK {SIZES[0]} octets\r\n".encode() + wire(M1)[1]
+                   + f"+OK {SIZES[1]} octets\r\n".encode() + wire(M2)[1]
+                   + b"+OK top of message follows\r\nSubject: three\r\n\r\n.\r\n")
+
+
 def test_unreadable_maildrop_is_sys_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                          ) -> None:
     def boom(*a: object) -> None:
@@ -651,6 +672,16 @@ def test_transcript_of_a_huge_retr_is_capped(tmp_path: Path) -> None:
     assert step.parsed["truncated"] and len(step.raw) == 65536
     assert step.parsed["octets"] == len(f"+OK {len(wire(big)[0])} octets\r\n") + len(
         wire(big)[1])
+
+
+def test_transcript_of_a_small_retr_is_capped_too(tmp_path: Path) -> None:
+    text = b"\n" * 60_000  # small on disk (read at once), 120,000 octets on the wire
+
+    run = converse(tmp_path, [b"USER bob\r\nPASS hunter2\r\nRETR 1\r\n"],
+                   setup=lambda store: add_message(store, "bob", text, "1.M1P1.test"))
+    step = [st for st in run.transcript if st.raw.startswith(b"+OK 120000 octets")][-1]
+    assert step.parsed["truncated"] and step.parsed["complete"] and len(step.raw) == 65536
+    assert step.parsed["octets"] == len(b"+OK 120000 octets\r\n") + 120_000 + 3
 
 
 def test_store_snapshot_helper_ignores_locks(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from mailproto.pop3.wire import (
     Reply,
     WireEncoder,
     encode_lines,
+    encode_text,
     err,
     ok,
     parse_command,
@@ -139,6 +140,19 @@ def test_encoder_properties(data: bytes, raw_cuts: list[int]) -> None:
     assert b"\r\n.\r\n" not in b"\r\n" + body  # the terminator never appears early
     unstuffed = b"\r\n".join(unstuff(line) for line in body.split(b"\r\n"))
     assert wire_size(io.BytesIO(data)) == len(unstuffed)
+
+
+@pytest.mark.parametrize("data", SAMPLES)
+def test_whole_message_encodes_as_the_streaming_encoder(data: bytes) -> None:
+    assert encode_text(data) == encode(data)
+
+
+@given(st.binary(max_size=300).map(lambda b: b.replace(b"a", b"\n").replace(b"b", b".")))
+def test_whole_message_encoder_properties(data: bytes) -> None:
+    # LFs and dots made common, so stuffing, CRLF and the last line are all exercised
+    assert encode_text(data) == encode(data)
+    if b"\r" not in data.replace(b"\r\n", b""):
+        assert encode_text(data) == reference(data)[1]
 
 
 # -- command lines -------------------------------------------------------------------------
