@@ -19,6 +19,13 @@ one is read and answered whole).  Commands
 pipelined behind a RETR wait in the input buffer until it is out (RFC 2449 §6.6: responses in
 order).  Every transition goes through :data:`mailproto.pop3.states.TABLE`; ordinary failures are
 ``-ERR`` replies, and no exception escapes ``receive``.
+
+This module holds the session, its driving API, the command dispatch, and the TRANSACTION
+commands and QUIT/UPDATE (RFC 1939 §5, §6).  The configuration is in :mod:`.config` (and still
+importable from here: ``ServerConfig``, ``MailStore``), the output and the streaming of multi-line
+responses in :mod:`.output` (``OUTPUT_BUDGET``, ``TRACE_LIMIT``, ``Body``), reading command lines
+in :mod:`.lines`, and the AUTHORIZATION state's commands (USER, PASS, APOP, AUTH, STLS, CAPA) in
+:mod:`.login`.
 """
 
 from __future__ import annotations
@@ -27,70 +34,29 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from collections.abc import Callable
+from dataclasses import replace
 
 from .. import auth
-from ..store import Maildir, Users, valid_username
-from ..transcript import CLIENT, EVENT, SERVER, StepSink
+from ..transcript import StepSink
 from . import replies as R
+from .config import MailStore, ServerConfig
+from .lines import LineReader
+from .login import Authorization
 from .maildrop import Maildrop, Message
-from .states import AUTH_LIST, CLOSE, COMMANDS, TABLE, TIMEOUT, UPDATE_DONE, State
-from .wire import (
-    CRLF,
-    MAX_AUTH_LINE,
-    MAX_COMMAND_LINE,
-    Command,
-    Reply,
-    err,
-    ok,
-    parse_command,
-    printable,
-)
+from .output import OUTPUT_BUDGET, TRACE_LIMIT, Body, Output, lines_body
+from .states import CLOSE, COMMANDS, TABLE, TIMEOUT, UPDATE_DONE, State
+from .wire import Command, Reply, err, ok, printable
+
+__all__ = ["OUTPUT_BUDGET", "TRACE_LIMIT", "Body", "MailStore", "ServerConfig", "ServerSession"]
 
 log = logging.getLogger("mailproto.pop3")
-
-#: Octets of output after which ``receive``/``more`` stop and let the transport send.
-OUTPUT_BUDGET = 65536
-#: Octets of a multi-line response kept in the transcript (the rest is counted, not kept).
-TRACE_LIMIT = 65536
-#: LIST and UIDL lines per output piece.
-_LINES_PER_PIECE = 1024
 
 _connections = itertools.count(1)
 
 
-class Body(Protocol):
-    """A multi-line response body being streamed: wire pieces, then ``close`` when abandoned."""
 
-    def __next__(self) -> bytes: ...
-    def close(self) -> None: ...
-
-
-class MailStore(Protocol):
-    users: Users
-
-    def maildir(self, user: str) -> Maildir: ...
-
-
-@dataclass
-class ServerConfig:
-    """Policy and limits.  Defaults follow Dovecot where the RFCs leave a choice."""
-
-    hostname: str = "mail.test"
-    stls: bool = False  # the transport can do TLS (RFC 2595)
-    #: Offer USER/PASS and SASL PLAIN/LOGIN before TLS.  The transport sets it for loopback.
-    allow_plaintext_auth: bool = True
-    #: No login at all before STLS.
-    require_tls_for_auth: bool = False
-    max_auth_failures: int = 3
-    auth_failure_delay: float = 1.0  # seconds; the transport waits this long before the -ERR
-    hard_error_limit: int = 20  # unknown commands, bad arguments, wrong state
-    software: str = "mailproto"
-
-
-class ServerSession:
+class ServerSession(Authorization, LineReader, Output):
     """One POP3 session, sans-I/O.  See the module docstring for the driving loop."""
 
     def __init__(self, config: ServerConfig, store: MailStore, peer_ip: str = "127.0.0.1",
@@ -230,31 +196,6 @@ class ServerSession:
             self.maildrop.close()
             self.maildrop = None
 
-    # -- output ----------------------------------------------------------------------------
-    def _emit(self, data: bytes) -> None:
-        self._out.append(data)
-        self._out_size += len(data)
-
-    def _flush(self) -> bytes:
-        out = b"".join(self._out)
-        self._out.clear()
-        self._out_size = 0
-        return out
-
-    def _send(self, reply: Reply, kind: str, before: State) -> None:
-        raw = reply.to_bytes()
-        self._emit(raw)
-        if self.on_step:
-            self.on_step(SERVER, kind, raw, _parsed(reply), before.name, self.state.name)
-
-    def _event(self, text: str, kind: str) -> None:
-        if self.on_step:
-            self.on_step(EVENT, "event", text.encode(), {"event": kind}, self.state.name,
-                         self.state.name)
-
-    def _reply(self, reply: Reply, before: State) -> None:
-        self._send(reply, "reply", before)
-
     def _error(self, reply: Reply, before: State) -> None:
         """-ERR for a protocol error (unknown command, bad argument, wrong state); too many of
         them and the server hangs up, saying so in the same reply."""
@@ -268,70 +209,6 @@ class ServerSession:
         self.state = TABLE.next(self.state, CLOSE) or State.CLOSED
         self.closed = True
         self._release()
-
-    # -- multi-line responses ----------------------------------------------------------------
-    def _send_multiline(self, reply: Reply, body: bytes, before: State) -> None:
-        """A multi-line response whose body (stuffed, terminator included, RFC 1939 §3) is
-        already in memory: out in one piece, traced like a streamed one."""
-        status = reply.status_line()
-        self._emit(status)
-        self._emit(body)
-        if self.on_step:
-            raw = status + body
-            self._trace_multiline(reply, raw[:TRACE_LIMIT], len(raw), True, before)
-
-    def _start_stream(self, reply: Reply, body: Body, before: State) -> None:
-        status = reply.status_line()
-        self._emit(status)
-        self._stream = body
-        self._stream_reply = reply
-        self._stream_before = before
-        self._stream_octets = len(status)
-        self._stream_trace = bytearray(status) if self.on_step else None
-
-    def _drain(self) -> None:
-        """Move pieces of the current response to the output until the budget is used up."""
-        while self._stream is not None and self._out_size < OUTPUT_BUDGET:
-            try:
-                piece = next(self._stream)
-            except StopIteration:
-                self._stream = None
-                self._trace_stream(complete=True)
-                return
-            except OSError as exc:  # the file went bad after +OK: nothing honest left to say
-                self._stream = None
-                self._trace_stream(complete=False)
-                self._event(f"cannot read the message: {exc.strerror or exc}", "error")
-                self._hang_up()
-                return
-            self._emit(piece)
-            self._stream_octets += len(piece)
-            trace = self._stream_trace
-            if trace is not None and len(trace) < TRACE_LIMIT:
-                trace += piece[: TRACE_LIMIT - len(trace)]
-
-    def _drop_stream(self) -> None:
-        if self._stream is not None:
-            stream, self._stream = self._stream, None
-            stream.close()  # closes the message file, even if it was never read
-            self._trace_stream(complete=False)
-
-    def _trace_stream(self, complete: bool) -> None:
-        if self.on_step and self._stream_reply is not None:
-            self._trace_multiline(self._stream_reply, bytes(self._stream_trace or b""),
-                                  self._stream_octets, complete, self._stream_before)
-        self._stream_reply = None
-        self._stream_trace = None
-
-    def _trace_multiline(self, reply: Reply, raw: bytes, octets: int, complete: bool,
-                         before: State) -> None:
-        """One transcript step for a whole multi-line response: its first
-        :data:`TRACE_LIMIT` octets, and how many there were."""
-        if self.on_step:
-            parsed = _parsed(reply)
-            parsed.update(multiline=True, octets=octets, complete=complete,
-                          truncated=octets > TRACE_LIMIT)
-            self.on_step(SERVER, "reply", raw, parsed, before.name, self.state.name)
 
     # -- command lines ---------------------------------------------------------------------
     def _run(self) -> None:
@@ -353,53 +230,6 @@ class ServerSession:
             if not self._buf or not self._read_line():
                 return
 
-    def _read_line(self) -> bool:
-        buf = self._buf
-        nl = buf.find(b"\n")
-        if self._discarding:
-            if nl < 0:
-                buf.clear()
-                return False
-            del buf[: nl + 1]
-            self._discarding = False
-            self._line_too_long()
-            return True
-        if nl < 0:
-            if len(buf) > MAX_COMMAND_LINE and len(buf) > self._line_limit():
-                buf.clear()
-                self._discarding = True
-            return False
-        raw = bytes(buf[: nl + 1])
-        del buf[: nl + 1]
-        if nl + 1 > MAX_COMMAND_LINE and nl + 1 > self._line_limit(raw):
-            self._line_too_long()
-            return True
-        # A bare LF ends a line too, as in Dovecot: students type with netcat.
-        line = raw[:-2] if raw.endswith(CRLF) else raw[:-1]
-        if self._sasl is not None:
-            self._auth_response(line, raw)
-        else:
-            self._command(parse_command(line), raw)
-        return True
-
-    def _line_limit(self, line: bytes | bytearray | None = None) -> int:
-        """The longest line allowed now: RFC 2449 §4's, more generous (as Dovecot), or RFC 5034
-        §4's for AUTH and SASL responses.  ``line``: the line, if not the start of the buffer."""
-        start = (self._buf if line is None else line)[:5]
-        long_ok = self._sasl is not None or start.upper() == b"AUTH "
-        return MAX_AUTH_LINE if long_ok else MAX_COMMAND_LINE
-
-    def _line_too_long(self) -> None:
-        before = self.state
-        self._trace_client(b"<overlong line discarded>", {"error": "line too long"}, before)
-        self._sasl = None  # an overlong SASL response ends the exchange (RFC 5034 §4: -ERR)
-        self._error(R.LINE_TOO_LONG, before)
-
-    def _trace_client(self, raw: bytes, parsed: dict[str, Any], before: State) -> None:
-        if self.on_step:
-            kind = "auth" if self._sasl is not None else "command"
-            self.on_step(CLIENT, kind, raw, parsed, before.name, before.name)
-
     def _command(self, cmd: Command, raw: bytes) -> None:
         before = self.state
         self._trace_client(raw, {"verb": cmd.verb, "arg": cmd.arg}, before)
@@ -420,165 +250,6 @@ class ServerSession:
         target = TABLE.next(self.state, event)
         assert target is not None, (self.state, event)
         self.state = target
-
-    # -- AUTHORIZATION: policy -------------------------------------------------------------
-    def _plaintext_allowed(self) -> bool:
-        """USER/PASS, PLAIN and LOGIN send the password itself (RFC 2595 §2.3)."""
-        if self.config.require_tls_for_auth and not self.tls:
-            return False
-        return self.tls or self.config.allow_plaintext_auth
-
-    def _mechanisms(self) -> list[str]:
-        """The SASL mechanisms AUTH accepts now (RFC 5034 §4)."""
-        if self.config.require_tls_for_auth and not self.tls:
-            return []
-        if self._plaintext_allowed():
-            return list(auth.MECHANISMS)
-        return [m for m in auth.MECHANISMS if m not in auth.PLAINTEXT_MECHANISMS]
-
-    def _capabilities(self) -> list[str]:
-        """RFC 2449 §5: what is available in AUTHORIZATION is announced in both states."""
-        caps = ["TOP"]
-        if self._plaintext_allowed():
-            caps.append("USER")
-        mechs = self._mechanisms()
-        if mechs:
-            caps.append("SASL " + " ".join(mechs))
-        caps += ["RESP-CODES", "AUTH-RESP-CODE", "PIPELINING", "UIDL", "EXPIRE NEVER",
-                 f"IMPLEMENTATION {self.config.software}"]
-        if self.config.stls and not self.tls:
-            caps.append("STLS")
-        return caps
-
-    # -- AUTHORIZATION: the commands -------------------------------------------------------
-    def _do_CAPA(self, cmd: Command, before: State) -> None:
-        if cmd.args:
-            self._error(R.syntax("CAPA"), before)
-            return
-        self._go("CAPA")
-        self._reply(replace(R.CAPA_OK, lines=tuple(self._capabilities())), before)
-
-    def _do_USER(self, cmd: Command, before: State) -> None:
-        if len(cmd.args) != 1:
-            self._error(R.syntax("USER name"), before)
-            return
-        if not self._plaintext_allowed():
-            self._reply(R.PLAINTEXT_DISALLOWED, before)
-            return
-        self._user_name = cmd.args[0]
-        self._go("USER")
-        self._reply(R.user_ok(self._user_name), before)
-
-    def _do_PASS(self, cmd: Command, before: State) -> None:
-        name, self._user_name = self._user_name, None
-        if name is None:
-            self._error(R.NO_USER, before)
-            return
-        if not self._plaintext_allowed():
-            self._reply(R.PLAINTEXT_DISALLOWED, before)
-            return
-        # RFC 1939 §7: the whole rest of the line is the password, spaces included.
-        users = self.store.users
-        right = valid_username(name) and auth.check_password(users.secret, name, cmd.arg)
-        self._login(name if right else None, "PASS", before)
-
-    def _do_APOP(self, cmd: Command, before: State) -> None:
-        if len(cmd.args) != 2:
-            self._error(R.syntax("APOP name digest"), before)
-            return
-        if self.config.require_tls_for_auth and not self.tls:
-            self._reply(R.TLS_REQUIRED, before)
-            return
-        self._user_name = None
-        name, digest = cmd.args
-        right = (len(digest) == 32 and valid_username(name)
-                 and all(c in "0123456789abcdefABCDEF" for c in digest)
-                 and auth.check_apop(self.store.users.secret, name, self.timestamp, digest))
-        self._login(name if right else None, "APOP", before)
-
-    def _do_AUTH(self, cmd: Command, before: State) -> None:
-        args = cmd.args
-        self._user_name = None
-        if not args:  # list the mechanisms, as RFC 1734 servers did (RFC 5034 allows it)
-            self._go(AUTH_LIST)
-            self._reply(ok("Supported SASL mechanisms follow", self._mechanisms()), before)
-            return
-        if len(args) > 2:
-            self._error(R.syntax("AUTH mechanism [initial-response]"), before)
-            return
-        mech = args[0].upper()
-        if mech not in auth.MECHANISMS:
-            self._reply(R.UNKNOWN_MECHANISM, before)
-            return
-        if mech not in self._mechanisms():
-            plain = mech in auth.PLAINTEXT_MECHANISMS and not self.config.require_tls_for_auth
-            self._reply(R.PLAINTEXT_DISALLOWED if plain else R.TLS_REQUIRED, before)
-            return
-        self._sasl = auth.SASLExchange(mech, self.store.users.secret, self._token())
-        self._auth_result(self._sasl.start(args[1] if len(args) == 2 else None), before)
-
-    def _auth_response(self, line: bytes, raw: bytes) -> None:
-        before = self.state
-        self._trace_client(raw, {"sasl": line.decode("ascii", "replace")}, before)
-        assert self._sasl is not None
-        self._auth_result(self._sasl.respond(line.decode("ascii", "replace")), before)
-
-    def _auth_result(self, result: auth.Result, before: State) -> None:
-        if isinstance(result, auth.Challenge):
-            # RFC 5034 §4: "+" SP base64 challenge; the state stays AUTHORIZATION.
-            raw = b"+ " + auth.b64encode(result.data).encode("ascii") + CRLF
-            self._emit(raw)
-            if self.on_step:
-                self.on_step(SERVER, "reply", raw, {"continuation": result.data.decode(
-                    "utf-8", "replace")}, before.name, self.state.name)
-            return
-        self._sasl = None
-        if isinstance(result, auth.Success):
-            self._login(result.user, "AUTH", before)
-        elif result.cancelled:
-            self._reply(R.AUTH_CANCELLED, before)
-        elif result.malformed:
-            self._reply(err(result.reason), before)
-        else:
-            self._login(None, "AUTH", before)
-
-    def _login(self, name: str | None, event: str, before: State) -> None:
-        """Credentials checked: lock and open the maildrop (RFC 1939 §8), or count a failure."""
-        canon = self.store.users.canonical(name) if name is not None else None
-        if canon is None or not valid_username(canon):
-            self.auth_failures += 1
-            self.delay = self.config.auth_failure_delay
-            if self.auth_failures >= self.config.max_auth_failures:
-                self._hang_up()
-                self._reply(R.AUTH_FAILED_CLOSING, before)
-            else:
-                self._reply(R.AUTH_FAILED, before)
-            return
-        try:
-            drop = Maildrop.open(self.store.maildir(canon))
-        except (OSError, ValueError) as exc:
-            self._event(f"cannot open the maildrop of {canon}: {exc}", "error")
-            self._reply(R.MAILDROP_ERROR, before)
-            return
-        if drop is None:
-            self._reply(R.IN_USE, before)  # RFC 2449 §8.1.1; the client may try again later
-            return
-        self.user, self.maildrop = canon, drop
-        self._go(event)
-        self._reply(R.maildrop_has(*drop.stat()), before)
-
-    def _do_STLS(self, cmd: Command, before: State) -> None:
-        if cmd.args:
-            self._error(R.syntax("STLS"), before)
-        elif self.tls:
-            self._reply(R.TLS_ACTIVE, before)
-        elif not self.config.stls:
-            self._reply(R.NO_TLS, before)
-        else:
-            self._user_name = None
-            self._go("STLS")
-            self.tls_requested = True
-            self._reply(R.BEGIN_TLS, before)
 
     def _do_QUIT(self, cmd: Command, before: State) -> None:
         # Arguments are ignored: a client that wants to leave is never kept.
@@ -655,7 +326,7 @@ class ServerSession:
             status = ok(f"{count} message{'' if count == 1 else 's'} ({octets} octets)")
         else:
             status = ok("unique-id listing follows")
-        self._start_stream(status, _lines(f"{m.number} {value(m)}" for m in live), before)
+        self._start_stream(status, lines_body(f"{m.number} {value(m)}" for m in live), before)
 
     def _do_RETR(self, cmd: Command, before: State) -> None:
         args = cmd.args
@@ -733,19 +404,3 @@ def _number(text: str, allow_zero: bool = False) -> int | None:
         return None
     value = int(text)
     return value if value > 0 or allow_zero else None
-
-
-def _lines(lines: Iterator[str]) -> Iterator[bytes]:
-    """A multi-line body of short text lines (LIST, UIDL), a batch of lines per piece."""
-    while batch := list(itertools.islice(lines, _LINES_PER_PIECE)):
-        yield "".join(f"{line}\r\n" for line in batch).encode("ascii", "replace")
-    yield b".\r\n"
-
-
-def _parsed(reply: Reply) -> dict[str, Any]:
-    parsed: dict[str, Any] = {"ok": reply.positive, "text": reply.text}
-    if reply.code:
-        parsed["code"] = reply.code
-    if reply.lines is not None:
-        parsed["lines"] = list(reply.lines)
-    return parsed
