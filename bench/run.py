@@ -7,7 +7,8 @@
 Benchmarks (each server in its own process, so its CPU is read cleanly from /proc):
 
 * smtp      2,000 messages of 2 KB over 20 connections: mailproto vs aiosmtpd (Maildir handler,
-            AUTH), same load generator, same file system, interleaved rounds; medians.
+            AUTH, both fsync), same load generator, same file system (tmpfs when there is one,
+            see ``mail_dir``; one pair again on the root file system), interleaved rounds.
 * core      the SMTP core alone (no socket, no file): our Python's share of a message.
 * pop3      RETR of the same 2,000 messages (20 maildrops of 100): mailproto vs Dovecot.
 * idle      1,000 SMTP sessions held open at once (EHLO, then idle): errors, memory per session.
