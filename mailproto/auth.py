@@ -53,6 +53,8 @@ class Failure:
     reason: str
     malformed: bool = False
     cancelled: bool = False
+    #: The user name tried, when the response got that far (for the failure penalty).
+    user: str | None = None
 
 
 Result = Challenge | Success | Failure
@@ -144,7 +146,8 @@ class SASLExchange:
         except UnicodeDecodeError:
             return self._fail("PLAIN response is not UTF-8", malformed=True)
         if authzid and authzid != authcid:
-            return self._fail("authorization identity differs from authentication identity")
+            return self._fail("authorization identity differs from authentication identity",
+                              user=authcid)
         return self._verify(authcid, passwd)
 
     def _login(self, raw: bytes) -> Result:
@@ -169,21 +172,22 @@ class SASLExchange:
         expected = cram_md5_digest(secret or "\0unknown-user\0", self._token.encode("ascii"))
         if secret is not None and hmac.compare_digest(expected, digest.lower()):
             return self._succeed(user)
-        return self._fail("wrong user name or password")
+        return self._fail("wrong user name or password", user=user)
 
     # -- helpers -------------------------------------------------------------------------
     def _verify(self, user: str, password: str) -> Result:
         if _check_password(self._lookup, user, password):
             return self._succeed(user)
-        return self._fail("wrong user name or password")
+        return self._fail("wrong user name or password", user=user)
 
     def _succeed(self, user: str) -> Success:
         self.done = True
         return Success(user)
 
-    def _fail(self, reason: str, malformed: bool = False, cancelled: bool = False) -> Failure:
+    def _fail(self, reason: str, malformed: bool = False, cancelled: bool = False,
+              user: str | None = None) -> Failure:
         self.done = True
-        return Failure(reason, malformed=malformed, cancelled=cancelled)
+        return Failure(reason, malformed=malformed, cancelled=cancelled, user=user)
 
 
 # -- digests and client responses ---------------------------------------------------------

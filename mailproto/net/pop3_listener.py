@@ -21,7 +21,7 @@ def pop3_config(server: MailServer, tls_available: bool) -> ServerConfig:
     return ServerConfig(hostname=opts.hostname, stls=tls_available,
                         allow_plaintext_auth=server.plaintext_auth_allowed,
                         require_tls_for_auth=opts.require_tls_for_auth,
-                        auth_failure_delay=opts.auth_failure_delay)
+                        auth_failure_delay=opts.auth_failure_delay, penalty=server.penalty)
 
 
 def pop3_listener(server: MailServer, tls: ssl.SSLContext | None) -> Listener:

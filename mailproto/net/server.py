@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
+from ..penalty import AuthPenalty
 from ..smtp.faults import FaultySession
 from ..smtp.server import ServerConfig as SMTPConfig
 from ..smtp.server import ServerSession as SMTPSession
@@ -75,6 +76,8 @@ class MailServer:
         self.demo_accounts: dict[str, str] = {}
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.store = self._open_store()
+        #: Failed logins, shared by the SMTP and POP3 listeners (see mailproto.penalty).
+        self.penalty = AuthPenalty(base=options.auth_failure_delay)
         self.listeners: list[Listener] = []
         self.servers: list[asyncio.base_events.Server] = []
         self.addresses: dict[str, tuple[str, int]] = {}
@@ -133,7 +136,7 @@ class MailServer:
                           starttls=tls_available, allow_plaintext_auth=self.plaintext_auth_allowed,
                           require_tls_for_auth=opts.require_tls_for_auth,
                           relay_domains=tuple(d.lower() for d in opts.relay_domains),
-                          auth_failure_delay=opts.auth_failure_delay)
+                          auth_failure_delay=opts.auth_failure_delay, penalty=self.penalty)
 
     async def start(self) -> None:
         opts = self.options

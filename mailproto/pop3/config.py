@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..penalty import AuthPenalty
 from ..store import Maildir, Users
 
 
@@ -35,5 +36,7 @@ class ServerConfig:
     require_tls_for_auth: bool = False
     max_auth_failures: int = 3
     auth_failure_delay: float = 1.0  # seconds; the transport waits this long before the -ERR
+    #: Failures remembered across sessions (shared by a server's listeners), or None.
+    penalty: AuthPenalty | None = None
     hard_error_limit: int = 20  # unknown commands, bad arguments, wrong state
     software: str = "mailproto"

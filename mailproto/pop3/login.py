@@ -111,7 +111,7 @@ class Authorization:
         # RFC 1939 §7: the whole rest of the line is the password, spaces included.
         users = self.store.users
         right = valid_username(name) and auth.check_password(users.secret, name, cmd.arg)
-        self._login(name if right else None, "PASS", before)
+        self._login(name if right else None, "PASS", before, tried=name)
 
     def _do_APOP(self, cmd: Command, before: State) -> None:
         if len(cmd.args) != 2:
@@ -125,7 +125,7 @@ class Authorization:
         right = (len(digest) == 32 and valid_username(name)
                  and all(c in "0123456789abcdefABCDEF" for c in digest)
                  and auth.check_apop(self.store.users.secret, name, self.timestamp, digest))
-        self._login(name if right else None, "APOP", before)
+        self._login(name if right else None, "APOP", before, tried=name)
 
     def _do_AUTH(self, cmd: Command, before: State) -> None:
         args = cmd.args
@@ -165,26 +165,36 @@ class Authorization:
             return
         self._sasl = None
         if isinstance(result, auth.Success):
-            self._login(result.user, "AUTH", before)
+            self._login(result.user, "AUTH", before, tried=result.user)
         elif result.cancelled:
             self._reply(R.AUTH_CANCELLED, before)
         elif result.malformed:
             self._reply(err(result.reason), before)
         else:
-            self._login(None, "AUTH", before)
+            self._login(None, "AUTH", before, tried=result.user)
 
-    def _login(self, name: str | None, event: str, before: State) -> None:
-        """Credentials checked: lock and open the maildrop (RFC 1939 §8), or count a failure."""
+    def _login(self, name: str | None, event: str, before: State, tried: str | None) -> None:
+        """Credentials checked (``name`` the user they prove, None if wrong; ``tried`` the name
+        given): lock and open the maildrop (RFC 1939 §8), or count a failure.  Earlier failures
+        for ``tried`` from this address hold the answer back, whatever it is (:mod:`..penalty`).
+        """
         canon = self.store.users.canonical(name) if name is not None else None
+        penalty = self.config.penalty
+        held = penalty.wait(self.peer_ip, tried) if penalty else 0.0
         if canon is None or not valid_username(canon):
             self.auth_failures += 1
-            self.delay = self.config.auth_failure_delay
+            if penalty:
+                penalty.failed(self.peer_ip, tried)
+            self.delay = max(self.config.auth_failure_delay, held)
             if self.auth_failures >= self.config.max_auth_failures:
                 self._hang_up()
                 self._reply(R.AUTH_FAILED_CLOSING, before)
             else:
                 self._reply(R.AUTH_FAILED, before)
             return
+        self.delay = held
+        if penalty:
+            penalty.succeeded(self.peer_ip, tried)
         try:
             drop = Maildrop.open(self.store.maildir(canon))
         except (OSError, ValueError) as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..penalty import AuthPenalty
 from ..store import Users
 
 
@@ -50,6 +51,8 @@ class ServerConfig:
     hard_error_limit: int = 20  # Postfix smtpd_hard_error_limit
     max_auth_failures: int = 3
     auth_failure_delay: float = 1.0  # seconds; the transport waits this long before the 535
+    #: Failures remembered across sessions (shared by a server's listeners), or None.
+    penalty: AuthPenalty | None = None
     software: str = "mailproto"
 
     def is_local_domain(self, domain: str) -> bool:
