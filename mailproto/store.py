@@ -5,6 +5,9 @@
   each recipient's ``new/`` (the last one by a rename): a reader never sees a half-written
   message, and a crash leaves at most a file in the spool (cleaned at the next start).
 * Files use LF line endings, as on any Unix mail store; POP3 converts to CRLF on the wire.
+* A delivered file's name carries its sizes as Dovecot and Courier write them:
+  ``<unique>,S=<octets>,W=<octets with CRLF line endings>``, so POP3 (ours or Dovecot's) can
+  answer STAT and LIST without reading every message.
 * Mail for other domains waits in ``<data>/.outbox/`` (a Maildir) with its envelope in
   ``X-Mailproto-Envelope-*`` header lines at the top, which the relay strips.
 * Users file: one ``name:password`` per line, ``#`` comments; a line whose value starts with
@@ -110,7 +113,10 @@ class _Unique:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._count = 0
-        self._host = socket.gethostname().replace("/", "\\057").replace(":", "\\072")
+        # Maildir: "/" and ":" in the host name are written in octal; "," too (Dovecot), since
+        # ",S=" and ",W=" follow the unique name.
+        self._host = (socket.gethostname().replace("/", "\\057").replace(":", "\\072")
+                      .replace(",", "\\054"))
         self._pid = os.getpid()  # a system call each time otherwise; a fork updates it
         os.register_at_fork(after_in_child=self._forked)
 
@@ -258,13 +264,28 @@ class SpoolFile:
         self._pending: list[bytes] = []
         self._pending_size = 0
         self.size = 0
+        self._lone_lf = 0  # LFs without a CR before them: each is one more octet on the wire
+        self._last = b""  # the last octet written
 
     def write(self, data: bytes) -> None:
+        if not data:
+            return
         self._pending.append(data)
         self._pending_size += len(data)
         self.size += len(data)
+        self._lone_lf += data.count(b"\n") - data.count(b"\r\n")
+        if self._last == b"\r" and data[:1] == b"\n":
+            self._lone_lf -= 1  # a CRLF cut between two writes
+        self._last = data[-1:]
         if self._pending_size >= self.BUFFER:
             self._write_pending()
+
+    @property
+    def wire_size(self) -> int:
+        """Octets as POP3 sends the message (RFC 1939 §5, LIST): every line ending CRLF, the
+        last line ended too; before byte-stuffing and the terminator."""
+        size = self.size + self._lone_lf
+        return size + 2 if self.size and self._last != b"\n" else size
 
     def _write_pending(self) -> None:
         if self._fd is None:
@@ -327,7 +348,7 @@ class SpoolFile:
         The spool file is complete and on the same file system, so linking or renaming it
         straight into ``new/`` is as atomic as Maildir's tmp/-then-rename: a reader sees the
         whole message or nothing.  Another file system falls back to tmp/ and a rename."""
-        name = self.store.unique()
+        name = f"{self.store.unique()},S={self.size},W={self.wire_size}"
         for attempt in (1, 2):
             new = os.path.join(self.store.maildir(user).new_dir, name)
             try:

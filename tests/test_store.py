@@ -253,3 +253,26 @@ def test_serve_fsyncs_by_default_and_no_fsync_turns_it_off():
     assert parser.parse_args(["serve"]).fsync is True
     assert parser.parse_args(["serve", "--no-fsync"]).fsync is False
     assert ServeOptions().fsync is True
+
+
+# -- sizes in the file name (Dovecot's ,S= and ,W=) -----------------------------------------------
+@pytest.mark.parametrize("pieces", [
+    [b"Subject: a\n\nbody\n"],
+    [b"Subject: a\r\n\r\nbody\r\n"],  # CRLF already: no octet added
+    [b"Subject: a\n\nno final newline"],
+    [b"line\r", b"\nnext\n"],  # a CRLF cut between two writes
+    [b"cr alone\r"],
+    [b""],
+])
+def test_delivered_names_carry_size_and_wire_size(tmp_path, pieces):
+    from mailproto.pop3.wire import wire_size
+
+    store = Store(tmp_path, Users.parse("alice:x\n"))
+    spool = store.open_spool()
+    for piece in pieces:
+        spool.write(piece)
+    (path,) = spool.commit(["alice"])
+    data = path.read_bytes()
+    with open(path, "rb") as f:
+        expected = wire_size(f)
+    assert path.name.endswith(f",S={len(data)},W={expected}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,10 +32,17 @@ from .wire import CHUNK, WireEncoder, encode_text, wire_size
 MAX_UID = 70
 
 
+#: ``,S=<size>`` and ``,W=<wire size>`` in a Maildir file name (Dovecot, Courier).
+_SIZE_FIELD = re.compile(r",([SW])=(\d+)")
+
+
 def uid_for(name: str) -> str:
-    """The UIDL of a Maildir file: its unique name (the part before ``:``), if RFC 1939 allows
-    it as it is, otherwise a hash of it (same length every time, so still stable)."""
+    """The UIDL of a Maildir file: its unique name (the part before ``:``, without the
+    ``,S=``/``,W=`` size fields), if RFC 1939 allows it as it is, otherwise a hash of it (same
+    length every time, so still stable)."""
     base = name.partition(":")[0]
+    if "," in base:
+        base = _SIZE_FIELD.sub("", base)
     if 0 < len(base) <= MAX_UID and base.isascii() and base.isprintable() and " " not in base:
         return base
     return "H" + hashlib.sha256(base.encode("utf-8", "surrogateescape")).hexdigest()[:40]
@@ -272,7 +280,7 @@ def _scan(maildir: Maildir) -> list[Message]:
         try:
             st = os.stat(path)
             key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-            size = _SIZES.get(key)
+            size = _SIZES.get(key) or _named_wire_size(path.name, st.st_size)
             if size is None:
                 if len(_SIZES) > 100_000:  # bounded: a forgotten size is only read again
                     _SIZES.clear()
@@ -286,6 +294,18 @@ def _scan(maildir: Maildir) -> list[Message]:
         seen.add(uid)
         messages.append(Message(len(messages) + 1, path, uid, size, file_size=st.st_size))
     return messages
+
+
+def _named_wire_size(name: str, file_size: int) -> int | None:
+    """The ``,W=`` size in the file name, if the name has one and its ``,S=`` matches the file
+    (Dovecot trusts ``W=`` the same way; a name from elsewhere without it is read instead)."""
+    base = name.partition(":")[0]
+    if ",W=" not in base:
+        return None
+    fields = dict(_SIZE_FIELD.findall(base))
+    if "W" not in fields or ("S" in fields and int(fields["S"]) != file_size):
+        return None
+    return int(fields["W"])
 
 
 def _chunks(file: BinaryIO) -> Iterator[bytes]:

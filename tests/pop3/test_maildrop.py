@@ -22,6 +22,10 @@ UID_OK = re.compile(r"[\x21-\x7e]{1,70}\Z")
     ("1700000000.M123456P42Q1.host", "1700000000.M123456P42Q1.host"),
     ("1700000000.M123456P42Q1.host:2,S", "1700000000.M123456P42Q1.host"),
     ("1.M1P1.h\\057x:2,", "1.M1P1.h\\057x"),
+    # Dovecot's and our size fields are not part of the id: a file keeps its UIDL if a tool
+    # adds or drops them.
+    ("1700000000.M123456P42Q1.host,S=1234,W=1260", "1700000000.M123456P42Q1.host"),
+    ("1700000000.M123456P42Q1.host,S=1234,W=1260:2,S", "1700000000.M123456P42Q1.host"),
 ])
 def test_uid_is_the_unique_name(name: str, expected: str) -> None:
     assert uid_for(name) == expected
@@ -273,3 +277,29 @@ def test_listings_kept_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         # big: too big to keep; one: kept; two: kept, after forgetting one
         assert session_files(box) == session_files(box)
         assert calls[0] == listed
+
+
+def test_a_wire_size_in_the_name_is_used_without_reading(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    body = b"Subject: x\n\nhi\n"
+    box = make(tmp_path, {
+        "1.M1P1Q1.h,S=15,W=18": body,  # right: trusted, not read
+        "2.M1P1Q2.h,S=99,W=5": body,  # S= is not the file's size: read instead
+        "3.M1P1Q3.h": body,  # no sizes: read
+    })
+    opened: list[str] = []
+    real_open = open
+
+    def spy_open(path: object, *args: object, **kw: object) -> object:
+        opened.append(Path(str(path)).name)
+        return real_open(path, *args, **kw)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(maildrop_mod, "_SIZES", {})
+    monkeypatch.setattr("builtins.open", spy_open)
+    drop = Maildrop.open(box)
+    assert drop is not None
+    assert [m.size for m in drop.messages] == [18, 18, 18]
+    assert [m.uid for m in drop.messages] == ["1.M1P1Q1.h", "2.M1P1Q2.h", "3.M1P1Q3.h"]
+    assert "1.M1P1Q1.h,S=15,W=18" not in opened
+    assert {"2.M1P1Q2.h,S=99,W=5", "3.M1P1Q3.h"} <= set(opened)
+    drop.close()

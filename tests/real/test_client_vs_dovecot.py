@@ -23,7 +23,8 @@ from mailproto.net.pop3_client import POP3AuthenticationError, POP3Client, POP3R
 pytestmark = pytest.mark.real
 
 ROOT = Path(__file__).resolve().parents[2]
-USERS = {"alice": "secret", "bob": "hunter2", "carol": "tanstaaf", "dave": "pa ss"}
+USERS = {"alice": "secret", "bob": "hunter2", "carol": "tanstaaf", "dave": "pa ss",
+         "erin": "sizes"}
 MESSAGES = (
     b"From: a@example.test\nSubject: dots\n\n.\n..\n.x\n. \nend\n",
     b"Subject: 8bit\nContent-Type: text/plain; charset=utf-8\n\ncaf\xc3\xa9 \xe4\xf6\n",
@@ -139,3 +140,34 @@ def test_auth_pipelining_and_refusals(dovecot: DovecotPOP3) -> None:
             pop.auth("PLAIN", "dave", "wrong")
         assert refused.value.response.code == "AUTH" and pop.state == "AUTHORIZATION"
     assert len(messages_in(dovecot, "dave")) == 1
+
+
+def test_dovecot_reads_the_sizes_our_store_writes(dovecot: DovecotPOP3, tmp_path: Path) -> None:
+    """Our delivered file names carry ``,S=`` and ``,W=`` as Dovecot's do, and Dovecot trusts
+    ``W=`` for LIST: its sizes must be the real CRLF sizes, as ours are."""
+    import poplib
+
+    from mailproto.pop3.wire import wire_size
+    from mailproto.store import Store, Users
+
+    store = Store(tmp_path / "ours", Users.parse("erin:x\n"))
+    bodies = [b"Subject: lf\n\nbody\n", b"Subject: crlf\r\n\r\nbody\r\n",
+              b"Subject: no end\n\nlast line", b"Subject: cr\n\na\rb\n", *MESSAGES]
+    for body in bodies:
+        spool = store.open_spool()
+        spool.write(body)
+        (path,) = spool.commit(["erin"])
+        dovecot.add_message("erin", path.read_bytes(), name=path.name)
+    expected = []
+    for path in sorted((tmp_path / "ours" / "erin" / "new").iterdir()):
+        with open(path, "rb") as f:
+            expected.append(wire_size(f))
+        assert path.name.endswith(f",W={expected[-1]}")
+    client = poplib.POP3(dovecot.host, dovecot.port, timeout=10)
+    try:
+        client.user("erin")
+        client.pass_("sizes")
+        listed = sorted(int(line.split()[1]) for line in client.list()[1])
+    finally:
+        client.quit()
+    assert listed == sorted(expected)

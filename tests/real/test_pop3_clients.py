@@ -17,6 +17,8 @@ import pytest
 from peers import describe, require_program, run_curl, run_fetchmail
 from serve_fixture import RunningServer, running_server
 
+from mailproto.pop3.maildrop import uid_for
+
 pytestmark = pytest.mark.real
 
 USERS = {"alice": "secret", "bob": "hunter2"}
@@ -73,7 +75,10 @@ def test_poplib_every_command(server: RunningServer) -> None:
     assert listing == [f"{i} {len(w)}".encode() for i, w in enumerate(wire, 1)]
     assert client.list(2) == f"+OK 2 {len(wire[1])}".encode()
     resp, uids, _ = client.uidl()
-    assert uids == [f"{i} {p.name.partition(':')[0]}".encode() for i, p in enumerate(stored, 1)]
+    # The unique name, without the flags after ":" and the ",S=" / ",W=" size fields.
+    names = [re.sub(r",[SW]=\d+", "", p.name.partition(":")[0]) for p in stored]
+    assert all(re.fullmatch(r"\d+\.M\d+P\d+Q\d+\.[^,:]+", n) for n in names)
+    assert uids == [f"{i} {n}".encode() for i, n in enumerate(names, 1)]
     for number, expected in enumerate(wire, 1):
         resp, lines, octets = client.retr(number)
         assert resp == f"+OK {len(expected)} octets".encode()
@@ -161,7 +166,9 @@ def test_curl_list_retr_uidl_dele(server: RunningServer) -> None:
     for number, expected in enumerate(wire, 1):
         assert curl(server, f"/{number}") == expected  # curl unstuffs the dots
     uids = curl(server, "/", "-X", "UIDL")
-    assert uids == b"".join(f"{i} {p.name}\r\n".encode() for i, p in enumerate(stored, 1))
+    assert uids == b"".join(f"{i} {uid_for(p.name)}\r\n".encode()
+                            for i, p in enumerate(stored, 1))
+    assert all(b",S=" not in line for line in uids.splitlines())  # no size fields in a UIDL
     assert curl(server, "/", "-X", "TOP 3 0") == wire[2].split(b"\r\n\r\n")[0] + b"\r\n\r\n"
     curl(server, "/", "-I", "-X", "DELE 1")  # a single-line reply needs -I (PEERS.md)
     assert server.messages("alice") == stored[1:]
