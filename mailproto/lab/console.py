@@ -16,6 +16,7 @@ Enter is acted on a moment later (:data:`ENTER_DELAY`), after the held-back upda
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
 from html import escape
 from typing import Any
@@ -34,6 +35,21 @@ from .views import inline_svg
 
 #: Seconds between the front end's "Enter" and reading the box (see the module docstring).
 ENTER_DELAY = 0.25
+
+
+def _kernel_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop of the IPython kernel handling this message, if we are in one.
+
+    Only a kernel has front-end messages still on their way; elsewhere a loop that happens to be
+    set (Playwright's, in a test) may never run our callback."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return None
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 class Console(widgets.VBox):
@@ -82,12 +98,11 @@ class Console(widgets.VBox):
     def _on_text_msg(self, _widget: Any, content: dict[str, Any], _buffers: Any) -> None:
         if content.get("event") != "submit":  # the front end sends this on Enter
             return
-        try:
-            loop = asyncio.get_running_loop()  # the kernel's: value updates still to come
-        except RuntimeError:
-            self.submit()  # no event loop (a test, a script): nothing can arrive later
-            return
-        loop.call_later(ENTER_DELAY, self.submit)
+        loop = _kernel_loop()
+        if loop is None:
+            self.submit()  # not in a kernel (a test, a script): no update can arrive later
+        else:
+            loop.call_later(ENTER_DELAY, self.submit)
 
     def submit(self, line: str | None = None) -> None:
         """Send ``line`` (default: what is in the box), then refresh the views."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from mailproto.errors import ConnectionClosed
 from mailproto.lab import palette
@@ -76,7 +77,8 @@ def test_connection_closed_error_is_reported(tmp_path: Path) -> None:
     assert "text/html" in c._repr_mimebundle_()
 
 
-def test_enter_in_a_kernel_waits_for_the_held_back_value(tmp_path: Path) -> None:
+def test_enter_in_a_kernel_waits_for_the_held_back_value(tmp_path: Path,
+                                                          monkeypatch: Any) -> None:
     """The front end sends "Enter" at once but may hold the box's last value update until the
     kernel has answered the previous one: Enter must read the box after that update."""
     import asyncio
@@ -87,6 +89,8 @@ def test_enter_in_a_kernel_waits_for_the_held_back_value(tmp_path: Path) -> None
     c.send_line("EHLO me")
 
     async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        monkeypatch.setattr(console_module, "_kernel_loop", lambda: loop)  # as in a kernel
         c.text.value = "NO"  # synced so far
         c._on_text_msg(c.text, {"event": "submit"}, [])  # Enter, before the last update
         await asyncio.sleep(0.01)
@@ -96,3 +100,19 @@ def test_enter_in_a_kernel_waits_for_the_held_back_value(tmp_path: Path) -> None
     asyncio.run(scenario())
     assert "NOOP" in c.transcript_html.value
     assert ">NO<" not in c.transcript_html.value  # the stale line was not sent
+
+
+def test_enter_outside_a_kernel_sends_at_once_even_with_a_loop_set(tmp_path: Path) -> None:
+    """A loop that is set but not ours to run (Playwright's, in the browser tests) must not
+    swallow the line: outside a kernel, Enter sends at once."""
+    import asyncio
+
+    c, _ = console(tmp_path)
+    c.send_line("EHLO me")
+
+    async def scenario() -> None:
+        c.text.value = "NOOP"
+        c._on_text_msg(c.text, {"event": "submit"}, [])
+        assert "NOOP" in c.transcript_html.value  # no waiting
+
+    asyncio.run(scenario())
