@@ -270,6 +270,8 @@ class SpoolFile:
     def write(self, data: bytes) -> None:
         if not data:
             return
+        if type(data) is not bytes:  # kept until written: a caller's buffer may change
+            data = bytes(data)
         self._pending.append(data)
         self._pending_size += len(data)
         self.size += len(data)
