@@ -60,10 +60,10 @@ def test_rfc1939_apop_example():
     ("alice\0alice\0secret", Success("alice")),
     ("\0ALICE\0secret", Success("ALICE")),
     ("\0ünï\0pässwörd", Success("ünï")),
-    ("\0alice\0wrong", Failure("wrong user name or password")),
-    ("\0nobody\0secret", Failure("wrong user name or password")),
+    ("\0alice\0wrong", Failure("wrong user name or password", user="alice")),
+    ("\0nobody\0secret", Failure("wrong user name or password", user="nobody")),
     ("tim\0alice\0secret",
-     Failure("authorization identity differs from authentication identity")),
+     Failure("authorization identity differs from authentication identity", user="alice")),
     ("alice\0secret", Failure("PLAIN response is not authzid NUL authcid NUL password",
                               malformed=True)),
     (b"\0alice\0\xff", Failure("PLAIN response is not UTF-8", malformed=True)),
@@ -96,13 +96,13 @@ def test_login():
 def test_login_with_the_user_as_initial_response():
     exchange = SASLExchange("LOGIN", lookup)
     assert exchange.start(b64("alice")) == Challenge(b"Password:")
-    assert exchange.respond(b64("nope")) == Failure("wrong user name or password")
+    assert exchange.respond(b64("nope")) == Failure("wrong user name or password", user="alice")
 
 
 def test_login_empty_values_use_equals():
     exchange = SASLExchange("LOGIN", lookup)
     assert exchange.start("=") == Challenge(b"Password:")
-    assert exchange.respond("=") == Failure("wrong user name or password")
+    assert exchange.respond("=") == Failure("wrong user name or password", user="")
 
 
 # -- CRAM-MD5 -------------------------------------------------------------------------------------
@@ -111,11 +111,11 @@ def test_cram_md5_failures():
     wrong = SASLExchange("CRAM-MD5", lookup, token)
     wrong.start(None)
     assert wrong.respond(auth.cram_md5_response("alice", "bad", b64(token))) == \
-        Failure("wrong user name or password")
+        Failure("wrong user name or password", user="alice")
     unknown = SASLExchange("CRAM-MD5", lookup, token)
     unknown.start(None)
     assert unknown.respond(auth.cram_md5_response("bob", "secret", b64(token))) == \
-        Failure("wrong user name or password")
+        Failure("wrong user name or password", user="bob")
     short = SASLExchange("CRAM-MD5", lookup, token)
     short.start(None)
     assert short.respond(b64("alice abc")).malformed
