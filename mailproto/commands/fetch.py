@@ -6,11 +6,10 @@ import argparse
 import contextlib
 import os
 import ssl
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import host_port
+from . import add_client_options, fail, host_port, report_session
 
 if TYPE_CHECKING:
     from ..net.pop3_client import POP3Client
@@ -32,21 +31,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    choices=("PLAIN", "LOGIN", "CRAM-MD5"),
                    help="log in with AUTH (RFC 5034): PLAIN, LOGIN or CRAM-MD5")
     p.add_argument("--stls", action="store_true", help="switch to TLS first (RFC 2595)")
-    tls = p.add_mutually_exclusive_group()
-    tls.add_argument("--cafile", metavar="F", help="trust this certificate; for `mailproto "
-                     "serve` use <data>/.tls/cert.pem (its self-signed certificate)")
-    tls.add_argument("--insecure", action="store_true",
-                     help="do not verify the server's certificate")
     p.add_argument("--keep", action="store_true", help="leave the messages on the server")
     p.add_argument("--into", type=Path, metavar="DIR", help="save the messages in this Maildir "
                    "(created if needed; LF line ends, as Maildir files have)")
     p.add_argument("--eml", action="store_true", help="with --into: one N.eml file per "
                    "message instead, the bytes exactly as retrieved (CRLF)")
-    p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS")
-    p.add_argument("--transcript", action="store_true",
-                   help="print the session: C: lines we sent, S: lines the server sent")
-    p.add_argument("--save-transcript", type=Path, metavar="FILE.json",
-                   help="save the session as a transcript (JSON) for the lab's viewers")
+    add_client_options(p)
     p.set_defaults(func=run)
 
 
@@ -64,16 +54,7 @@ def run(args: argparse.Namespace) -> int:
         status, summary = _session(client, args)
     finally:
         client.close()
-    if args.transcript:
-        print(client.transcript.to_text())
-    elif summary:
-        print("\n".join(summary))
-    if args.save_transcript:
-        try:
-            client.transcript.save(str(args.save_transcript))
-        except OSError as exc:
-            status = _fail(f"cannot save the transcript: {exc}")
-    return status
+    return report_session("fetch", client, args, status, summary)
 
 
 def _session(client: POP3Client, args: argparse.Namespace) -> tuple[int, list[str]]:
@@ -178,5 +159,4 @@ def _short(text: str, width: int) -> str:
 
 
 def _fail(reason: str) -> int:
-    print(f"mailproto fetch: {reason.splitlines()[0] if reason else 'failed'}", file=sys.stderr)
-    return 1
+    return fail("fetch", reason)

@@ -10,7 +10,7 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import host_port
+from . import add_client_options, fail, host_port, report_session
 
 if TYPE_CHECKING:
     from ..net.smtp_client import SMTPClient
@@ -45,16 +45,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--auth-mechanism", metavar="MECH", type=str.upper,
                    help="PLAIN, LOGIN or CRAM-MD5 (default: the best the server offers)")
     p.add_argument("--starttls", action="store_true", help="switch to TLS first (RFC 3207)")
-    tls = p.add_mutually_exclusive_group()
-    tls.add_argument("--cafile", metavar="F", help="trust this certificate; for `mailproto "
-                     "serve` use <data>/.tls/cert.pem (its self-signed certificate)")
-    tls.add_argument("--insecure", action="store_true",
-                     help="do not verify the server's certificate")
-    p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS")
-    p.add_argument("--transcript", action="store_true",
-                   help="print the session: C: lines we sent, S: lines the server sent")
-    p.add_argument("--save-transcript", type=Path, metavar="FILE.json",
-                   help="save the session as a transcript (JSON) for the lab's viewers")
+    add_client_options(p)
     p.set_defaults(func=run)
 
 
@@ -93,16 +84,7 @@ def run(args: argparse.Namespace) -> int:
         status, outcome = _session(client, args, message)
     finally:
         client.close()
-    if args.transcript:
-        print(client.transcript.to_text())
-    elif outcome:
-        print(outcome)
-    if args.save_transcript:
-        try:
-            client.transcript.save(str(args.save_transcript))
-        except OSError as exc:
-            status = _fail(f"cannot save the transcript: {exc}")
-    return status
+    return report_session("send", client, args, status, [outcome] if outcome else [])
 
 
 def _session(client: SMTPClient, args: argparse.Namespace, message: bytes) -> tuple[int, str]:
@@ -138,5 +120,4 @@ def _session(client: SMTPClient, args: argparse.Namespace, message: bytes) -> tu
 
 
 def _fail(reason: str) -> int:
-    print(f"mailproto send: {reason.splitlines()[0] if reason else 'failed'}", file=sys.stderr)
-    return 1
+    return fail("send", reason)
