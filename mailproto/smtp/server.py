@@ -15,9 +15,9 @@ Every transition goes through :data:`mailproto.smtp.states.TABLE`; ordinary fail
 
 This module holds the session and its command dispatch.  The configuration and the envelope are
 in :mod:`.config` (and still importable from here: ``ServerConfig``, ``Envelope``, ``Spool``,
-``MailStore``), the DATA phase (content, dot-unstuffing, trace headers) in :mod:`.data`, who an
-address reaches (RCPT, VRFY, EXPN) in :mod:`.mailboxes`, and what EHLO and HELP offer in
-:mod:`.extensions`.
+``MailStore``), the DATA phase (content, dot-unstuffing, trace headers) in :mod:`.data`, AUTH
+and its SASL exchange in :mod:`.login`, who an address reaches (RCPT, VRFY, EXPN) in
+:mod:`.mailboxes`, and what EHLO and HELP offer in :mod:`.extensions`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from ..transcript import CLIENT, SERVER, StepSink
 from . import replies as R
 from .config import Envelope, MailStore, ServerConfig, Spool
 from .data import DataPhase
-from .extensions import ESMTP_PARAMS, HELP, auth_mechanisms, ehlo_lines
+from .extensions import ESMTP_PARAMS, HELP, ehlo_lines
+from .login import Authentication
 from .mailboxes import expn_reply, local_targets, vrfy_reply
 from .states import AUTH_DONE, CLOSE, TABLE, TIMEOUT, State
 from .wire import (
@@ -46,7 +47,7 @@ from .wire import (
 )
 
 
-class ServerSession(DataPhase):
+class ServerSession(Authentication, DataPhase):
     """One SMTP session, sans-I/O.  See the module docstring for the driving loop."""
 
     def __init__(self, config: ServerConfig, store: MailStore, peer_ip: str = "127.0.0.1",
@@ -409,69 +410,6 @@ class ServerSession(DataPhase):
     def _do_EXPN(self, cmd: Command, before: State) -> None:
         self._go("EXPN")
         self._reply(expn_reply(cmd.arg, self.config, self.store.users), before)
-
-    # -- AUTH (RFC 4954) -------------------------------------------------------------------
-    def _do_AUTH(self, cmd: Command, before: State) -> None:
-        if not self.esmtp:
-            self._reply(Reply.of(503, "5.5.1 Error: send EHLO first"), before)
-            return
-        if self.user is not None:
-            self._reply(Reply.of(503, "5.5.1 Error: already authenticated"), before)
-            return
-        mech, _, initial = cmd.arg.partition(" ")
-        mech = mech.upper()
-        if not mech:
-            self._reply(Reply.of(501, "5.5.4 Syntax: AUTH mechanism [initial-response]"), before)
-            return
-        if mech not in auth.MECHANISMS:
-            self._reply(Reply.of(504, "5.5.4 Unrecognized authentication type"), before)
-            return
-        if mech not in auth_mechanisms(self.config, self.tls):
-            self._reply(Reply.of(538, "5.7.11 Encryption required for requested authentication "
-                                 "mechanism"), before)
-            return
-        self._sasl = auth.SASLExchange(mech, self.store.users.secret, self._token())
-        self._go("AUTH")
-        self._auth_result(self._sasl.start(initial.strip() or None), before)
-
-    def _auth_response(self, line: bytes, raw: bytes) -> None:
-        before = self.state
-        self._trace_client(raw, {"sasl": line.decode("ascii", "replace")}, before)
-        assert self._sasl is not None
-        self._auth_result(self._sasl.respond(line.decode("ascii", "replace")), before)
-
-    def _auth_result(self, result: auth.Result, before: State) -> None:
-        if isinstance(result, auth.Challenge):
-            self._reply(Reply.of(334, auth.b64encode(result.data)), before)
-            return
-        self._sasl = None
-        self._go(AUTH_DONE)
-        penalty = self.config.penalty
-        held = penalty.wait(self.peer_ip, result.user) if penalty else 0.0
-        if isinstance(result, auth.Success):
-            if penalty:
-                penalty.succeeded(self.peer_ip, result.user)
-            self.delay = held  # earlier failures make a success wait too (see ..penalty)
-            self.user = result.user
-            self._reply(Reply.of(235, "2.7.0 Authentication successful"), before)
-            return
-        if result.cancelled:
-            self._reply(Reply.of(501, "5.7.0 Authentication aborted"), before)
-            return
-        if result.malformed:
-            self._reply(Reply.of(501, f"5.5.2 {result.reason}"), before)
-            return
-        self.auth_failures += 1
-        if penalty:
-            penalty.failed(self.peer_ip, result.user)
-        self.delay = max(self.config.auth_failure_delay, held)
-        self._reply(Reply.of(535, "5.7.8 Error: authentication failed"), before)
-        if self.auth_failures >= self.config.max_auth_failures and not self.closed:
-            last = self.state
-            self.state = TABLE.next(self.state, CLOSE) or State.CLOSED
-            self.closed = True
-            self._send(Reply.of(421, f"4.7.0 {self.config.hostname} Error: too many failed "
-                                "authentication attempts"), "reply", last)
 
     # -- STARTTLS (RFC 3207) ---------------------------------------------------------------
     def _do_STARTTLS(self, cmd: Command, before: State) -> None:
