@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .crlf import CRLFSize
 from .errors import ConfigError
 
 #: User names become directory names: keep them to a safe alphabet (no ``/``, NUL, leading dot).
@@ -263,9 +264,7 @@ class SpoolFile:
             path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         self._pending: list[bytes] = []
         self._pending_size = 0
-        self.size = 0
-        self._lone_lf = 0  # LFs without a CR before them: each is one more octet on the wire
-        self._last = b""  # the last octet written
+        self._wire = CRLFSize()  # the octets written, and the ,W= of the delivered name
 
     def write(self, data: bytes) -> None:
         if not data:
@@ -274,20 +273,20 @@ class SpoolFile:
             data = bytes(data)
         self._pending.append(data)
         self._pending_size += len(data)
-        self.size += len(data)
-        self._lone_lf += data.count(b"\n") - data.count(b"\r\n")
-        if self._last == b"\r" and data[:1] == b"\n":
-            self._lone_lf -= 1  # a CRLF cut between two writes
-        self._last = data[-1:]
+        self._wire.feed(data)
         if self._pending_size >= self.BUFFER:
             self._write_pending()
+
+    @property
+    def size(self) -> int:
+        """Octets written so far (the ``,S=`` of the delivered name)."""
+        return self._wire.size
 
     @property
     def wire_size(self) -> int:
         """Octets as POP3 sends the message (RFC 1939 §5, LIST): every line ending CRLF, the
         last line ended too; before byte-stuffing and the terminator."""
-        size = self.size + self._lone_lf
-        return size + 2 if self.size and self._last != b"\n" else size
+        return self._wire.total
 
     def _write_pending(self) -> None:
         if self._fd is None:

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from ..crlf import CRLFSize
+
 CRLF = b"\r\n"
 #: The end of a multi-line response (RFC 1939 §3).
 TERMINATOR = b".\r\n"
@@ -184,20 +186,10 @@ def wire_size(file: BinaryIO) -> int:
     RFC 1939 §5 (LIST) wants the exact size; on the wire every line ends in CRLF, so this is the
     file size plus one octet for each lone LF, plus CRLF if the last line has no line ending.
     """
-    size = 0
-    lone_lf = 0
-    prev_cr = False
-    last = b""
+    counter = CRLFSize()
     while chunk := file.read(CHUNK):
-        size += len(chunk)
-        lone_lf += chunk.count(b"\n") - chunk.count(b"\r\n")
-        if prev_cr and chunk[:1] == b"\n":
-            lone_lf -= 1  # a CRLF split across two chunks
-        prev_cr = chunk.endswith(b"\r")
-        last = chunk[-1:]
-    if size and last != b"\n":
-        size += 2
-    return size + lone_lf
+        counter.feed(chunk)
+    return counter.total
 
 
 # -- command lines (RFC 1939 §3) ------------------------------------------------------------
