@@ -58,6 +58,13 @@ class AuthPenalty:
             return 0.0
         return min(self.maximum, self.base * 2 ** (count - 1))
 
+    def attempt(self, address: str, user: str | None, succeeded: bool) -> float:
+        """A login for this pair was just checked: the wait its answer owes to earlier failures
+        (:meth:`wait`), and the attempt recorded (:meth:`succeeded` or :meth:`failed`)."""
+        held = self.wait(address, user)
+        (self.succeeded if succeeded else self.failed)(address, user)
+        return held
+
     def failed(self, address: str, user: str | None) -> None:
         key = self._key(address, user)
         count = self.failures(address, user)

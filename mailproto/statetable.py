@@ -44,6 +44,14 @@ class StateTable:
         """The state after ``event`` succeeds in ``state``, or None if the table forbids it."""
         return self._index.get((state, event))
 
+    def advance(self, state: Enum, event: str) -> Enum:
+        """The state after ``event``, which the caller has checked the table allows: a missing
+        row here is a bug in the caller, not a protocol error."""
+        target = self._index.get((state, event))
+        if target is None:
+            raise AssertionError(f"{self.name}: no transition {state.name} --{event}-->")
+        return target
+
     def allows(self, state: Enum, event: str) -> bool:
         return (state, event) in self._index
 

@@ -179,12 +179,11 @@ class Authorization:
         for ``tried`` from this address hold the answer back, whatever it is (:mod:`..penalty`).
         """
         canon = self.store.users.canonical(name) if name is not None else None
+        right = canon is not None and valid_username(canon)
         penalty = self.config.penalty
-        held = penalty.wait(self.peer_ip, tried) if penalty else 0.0
-        if canon is None or not valid_username(canon):
+        held = penalty.attempt(self.peer_ip, tried, right) if penalty else 0.0
+        if not right:
             self.auth_failures += 1
-            if penalty:
-                penalty.failed(self.peer_ip, tried)
             self.delay = max(self.config.auth_failure_delay, held)
             if self.auth_failures >= self.config.max_auth_failures:
                 self._hang_up()
@@ -193,8 +192,6 @@ class Authorization:
                 self._reply(R.AUTH_FAILED, before)
             return
         self.delay = held
-        if penalty:
-            penalty.succeeded(self.peer_ip, tried)
         try:
             drop = Maildrop.open(self.store.maildir(canon))
         except (OSError, ValueError) as exc:

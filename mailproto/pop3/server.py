@@ -247,9 +247,7 @@ class ServerSession(Authorization, LineReader, Output):
 
     def _go(self, event: str) -> None:
         """Take the table's transition for ``event``, which the caller made succeed."""
-        target = TABLE.next(self.state, event)
-        assert target is not None, (self.state, event)
-        self.state = target
+        self.state = TABLE.advance(self.state, event)
 
     def _do_QUIT(self, cmd: Command, before: State) -> None:
         # Arguments are ignored: a client that wants to leave is never kept.

@@ -77,24 +77,21 @@ class Authentication:
             return
         self._sasl = None
         self._go(AUTH_DONE)
+        if isinstance(result, auth.Failure) and result.cancelled:
+            self._reply(Reply.of(501, "5.7.0 Authentication aborted"), before)
+            return
+        if isinstance(result, auth.Failure) and result.malformed:
+            self._reply(Reply.of(501, f"5.5.2 {result.reason}"), before)
+            return
+        right = isinstance(result, auth.Success)
         penalty = self.config.penalty
-        held = penalty.wait(self.peer_ip, result.user) if penalty else 0.0
+        held = penalty.attempt(self.peer_ip, result.user, right) if penalty else 0.0
         if isinstance(result, auth.Success):
-            if penalty:
-                penalty.succeeded(self.peer_ip, result.user)
             self.delay = held  # earlier failures make a success wait too (see ..penalty)
             self.user = result.user
             self._reply(Reply.of(235, "2.7.0 Authentication successful"), before)
             return
-        if result.cancelled:
-            self._reply(Reply.of(501, "5.7.0 Authentication aborted"), before)
-            return
-        if result.malformed:
-            self._reply(Reply.of(501, f"5.5.2 {result.reason}"), before)
-            return
         self.auth_failures += 1
-        if penalty:
-            penalty.failed(self.peer_ip, result.user)
         self.delay = max(self.config.auth_failure_delay, held)
         self._reply(Reply.of(535, "5.7.8 Error: authentication failed"), before)
         if self.auth_failures >= self.config.max_auth_failures and not self.closed:

@@ -252,9 +252,7 @@ class ServerSession(Authentication, DataPhase):
 
     def _go(self, event: str) -> None:
         """Take the table's transition for ``event``, which the caller made succeed."""
-        target = TABLE.next(self.state, event)
-        assert target is not None, (self.state, event)
-        self.state = target
+        self.state = TABLE.advance(self.state, event)
 
     # -- the commands ----------------------------------------------------------------------
     def _do_HELO(self, cmd: Command, before: State) -> None:
