@@ -138,6 +138,13 @@ SMTP_VARIANTS = {
 }
 
 
+SHM = Path("/dev/shm")
+
+
+def have_tmpfs() -> bool:
+    return SHM.is_dir() and os.access(SHM, os.W_OK) and C.filesystem_of(SHM) == "tmpfs"
+
+
 @contextlib.contextmanager
 def mail_dir(work: Path) -> Iterator[tuple[Path, str]]:
     """Where the SMTP benchmark's Maildirs go: tmpfs (/dev/shm) when there is one.
@@ -148,9 +155,8 @@ def mail_dir(work: Path) -> Iterator[tuple[Path, str]]:
     "recently deleted" inode one by one (ext4 ``find_inode_bit`` → ``recently_deleted``): up to
     1 ms of system time per message, charged to whichever server runs next, which turns the
     ratio into a measure of the machine's recent past.  The root file system rows show it."""
-    shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK) and C.filesystem_of(shm) == "tmpfs":
-        path = Path(tempfile.mkdtemp(prefix="mailproto-bench-", dir=shm))
+    if have_tmpfs():
+        path = Path(tempfile.mkdtemp(prefix="mailproto-bench-", dir=SHM))
         try:
             yield path, "tmpfs (/dev/shm)"
         finally:
@@ -270,11 +276,10 @@ def bench_core(report: Report, messages: int, fs: dict[str, dict[str, float]]) -
 def bench_fs(work: Path) -> dict[str, dict[str, float]]:
     log("storing alone")
     out = {}
-    with mail_dir(work / "fast") as (fast, fast_name):
-        if fast != work / "fast":
+    if have_tmpfs():
+        with mail_dir(work) as (fast, fast_name):
             out[fast_name] = fs_floor(fast / "fs")
-    root = work / "root"
-    out[f"{C.filesystem_of(work)}, the root file system"] = fs_floor(root)
+    out[f"{C.filesystem_of(work)}, the root file system"] = fs_floor(work / "root")
     return out
 
 
