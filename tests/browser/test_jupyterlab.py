@@ -14,6 +14,7 @@ the reason, or failed when ``MAILPROTO_REQUIRE_BROWSER=1`` (CI).  Screenshots la
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import time
@@ -140,8 +141,7 @@ def _artifact(path: str, what: str) -> Path:
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("path", NOTEBOOKS)
 def test_notebook_runs_and_its_widgets_work(lab: Lab, path: str) -> None:
-    page = lab.open(path)
-    try:
+    with _opened(lab, path) as page:
         page.run_all()
         t0 = time.monotonic()
         page.check_outputs()
@@ -173,11 +173,6 @@ def test_notebook_runs_and_its_widgets_work(lab: Lab, path: str) -> None:
             page.page.screenshot(path=str(ARTIFACTS / "jupyterlab.png"))
             page.timings["screenshots"] = time.monotonic() - t0
         print(f"{path}: seconds " + ", ".join(f"{k} {v:.1f}" for k, v in page.timings.items()))
-    except BaseException:
-        _failure_artifacts(page, path)
-        raise
-    finally:
-        page.close()
 
 
 @pytest.mark.real
@@ -187,8 +182,7 @@ def test_notebook_runs_and_its_widgets_work(lab: Lab, path: str) -> None:
 def test_the_checks_catch_disconnected_widgets(lab: Lab, path: str) -> None:
     """A stepper whose Next does nothing, and a console deaf to Enter, render fine, but the
     stepper and console checks fail; Back, still wired, works (the page itself is alive)."""
-    page = lab.open(path)
-    try:
+    with _opened(lab, path) as page:
         page.run_all()
         page.check_outputs()
         assert page.check_widgets() == 2
@@ -200,11 +194,6 @@ def test_the_checks_catch_disconnected_widgets(lab: Lab, path: str) -> None:
         before = stepper.locator(".mailproto-transcript div[data-step]").count()
         stepper.locator("button", has_text="Back").click()
         expect_count(stepper.locator(".mailproto-transcript div[data-step]"), before - 1)
-    except BaseException:
-        _failure_artifacts(page, path)
-        raise
-    finally:
-        page.close()
 
 
 @pytest.mark.real
@@ -214,13 +203,20 @@ def test_the_checks_catch_disconnected_widgets(lab: Lab, path: str) -> None:
 def test_the_checks_catch_widgets_that_do_not_render(lab: Lab, path: str) -> None:
     """Without the widget extension's code (as when its labextension is hidden), the notebook
     runs and shows each widget's static copy, but the widget check fails."""
-    page = lab.open(path)
-    try:
+    with _opened(lab, path) as page:
         page.run_all()
         page.check_outputs()
         with pytest.raises(AssertionError, match=r"2 widget output\(s\) not shown as widgets"):
             page.check_widgets(timeout=3)
         assert page.steppers().count() == page.consoles().count() == 0
+
+
+@contextlib.contextmanager
+def _opened(lab: Lab, path: str) -> Iterator[NotebookPage]:
+    """The notebook open in the browser; a screenshot and the console log if the test fails."""
+    page = lab.open(path)
+    try:
+        yield page
     except BaseException:
         _failure_artifacts(page, path)
         raise
